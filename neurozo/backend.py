@@ -1,0 +1,49 @@
+"""Backend selection: ``"cpu"`` (Numba, the reference) or ``"cuda"`` (CuPy + GPU kernels).
+
+``resolve(name)`` returns the array module (numpy or cupy) after checking that
+the backend is usable; asking for ``"cuda"`` without CuPy or without a GPU
+raises one clear ``RuntimeError`` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import check_choice
+
+__all__ = ["BACKENDS", "resolve", "cuda_status", "to_numpy"]
+
+BACKENDS = ("cpu", "cuda")
+
+
+def cuda_status() -> str | None:
+    """None when a CUDA GPU is usable through CuPy, else a one-line reason."""
+    try:
+        import cupy  # noqa: F401
+    except Exception as e:  # ImportError, or a broken CUDA install
+        return f"backend='cuda' needs CuPy (pip install 'neurozo[gpu]'): import cupy failed ({type(e).__name__}: {e})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        return f"backend='cuda' found CuPy but no usable CUDA device ({type(e).__name__}: {e})"
+    if n < 1:
+        return "backend='cuda' found CuPy but no CUDA GPU (device count 0)"
+    return None
+
+
+def resolve(name: str):
+    check_choice("backend", name, BACKENDS)
+    if name == "cpu":
+        return np
+    reason = cuda_status()
+    if reason:
+        raise RuntimeError(reason)
+    import cupy
+
+    return cupy
+
+
+def to_numpy(a):
+    """Host copy of a numpy or cupy array (numpy passes through)."""
+    get = getattr(a, "get", None)
+    return get() if callable(get) and not isinstance(a, np.ndarray) else np.asarray(a)

@@ -1,0 +1,137 @@
+"""The substrate interface: a synapse model × a neuron model, with cost counters.
+
+A substrate simulates the device that runs a network's forward pass:
+
+* the **synapse model** decides how a layer's matrix–vector product is done
+  (ideal float, quantized integer, analog crossbar). ``program(layer)`` writes
+  a population's weights to the device (quantisation, programming noise, stuck
+  cells — and the write cost); ``read(programmed, x)`` performs the product
+  (DAC/ADC, read noise, drift at the substrate's time ``t``).
+* the **neuron model** turns the products into activations: ``encode`` maps
+  the input batch to the first layer's drive (identity for rate neurons, T
+  time steps of currents or spikes for spiking neurons), ``activate`` applies
+  the neuron dynamics to one layer's pre-activations, ``decode`` turns the
+  last layer into outputs (logits) of shape (P, B, C).
+
+Arrays flowing between layers have shape (P or 1, ..., features): any axes
+between the population axis and the feature axis (batch, time) are batch-like
+for the synapse.
+
+``Substrate.forward(layers, x, rng)`` programs and runs a population
+end-to-end; the model layer calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..backend import resolve
+from .costs import CostCounter
+from .weights import LayerWeights
+
+__all__ = ["SynapseModel", "NeuronModel", "Substrate", "spec_of"]
+
+
+def spec_of(obj) -> dict:
+    """{'name': registry name, **dataclass params} of a synapse/neuron model."""
+    p = getattr(obj, "params", None)
+    d = dataclasses.asdict(p) if dataclasses.is_dataclass(p) else {}
+    return {"name": getattr(type(obj), "registry_name", type(obj).__name__), **d}
+
+
+class SynapseModel:
+    """How a layer's product x·Wᵀ + b is computed on the device."""
+
+    #: pJ per operation for this synapse technology (merged into the substrate's table)
+    energy_pj: Mapping[str, float] = {}
+    params: Any = None
+
+    def program(self, layer: LayerWeights, rng: np.random.Generator, costs: CostCounter, index: int = 0):
+        """Write one layer of a population to the device; return the programmed state."""
+        raise NotImplementedError
+
+    def read(self, programmed, x: np.ndarray, rng: np.random.Generator, costs: CostCounter,
+             t: float = 0.0, spiking: bool = False) -> np.ndarray:
+        """Pre-activations (P, ..., m) for input x (Px, ..., n). ``spiking``: x is 0/1 events."""
+        raise NotImplementedError
+
+
+class NeuronModel:
+    """How pre-activations become activations, over time if the model is spiking."""
+
+    energy_pj: Mapping[str, float] = {}
+    params: Any = None
+    spiking: bool = False
+
+    def encode(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Input batch (B, n) → first-layer drive (1, ..., n)."""
+        return x[None]
+
+    def activate(self, z: np.ndarray, activation: str, last: bool, rng: np.random.Generator,
+                 costs: CostCounter) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self, h: np.ndarray) -> np.ndarray:
+        """Last layer's activity → outputs (P, B, C)."""
+        return h
+
+
+class Substrate:
+    """A synapse model × a neuron model with cost counters and a clock.
+
+    ``t`` is the time in seconds since programming at which reads happen
+    (drift, 1/f noise); 0 for devices without time dependence.
+    """
+
+    def __init__(self, synapse: SynapseModel, neuron: NeuronModel, name: Optional[str] = None,
+                 backend: str = "cpu"):
+        self.synapse = synapse
+        self.neuron = neuron
+        self.name = name or f"{spec_of(synapse)['name']}+{spec_of(neuron)['name']}"
+        self.xp = resolve(backend)
+        self.backend = backend
+        table = dict(synapse.energy_pj)
+        table.update(neuron.energy_pj)
+        self.costs = CostCounter(table)
+        self.t = 0.0
+
+    @property
+    def spec(self) -> dict:
+        return {"name": self.name, "synapse": spec_of(self.synapse), "neuron": spec_of(self.neuron)}
+
+    def program(self, layers: Sequence[LayerWeights], rng: np.random.Generator) -> List[Any]:
+        return [self.synapse.program(layer, rng, self.costs, i) for i, layer in enumerate(layers)]
+
+    def run(self, programmed: Sequence[Any], x: np.ndarray, rng: np.random.Generator,
+            activations: Sequence[str], noise: Sequence[Optional[np.ndarray]] = ()) -> np.ndarray:
+        """Forward an already programmed population; returns outputs (P, B, C)."""
+        h = self.neuron.encode(x, rng)
+        spiking = False
+        n = len(programmed)
+        for i, prog in enumerate(programmed):
+            z = self.synapse.read(prog, h, rng, self.costs, t=self.t, spiking=spiking)
+            if i < len(noise) and noise[i] is not None:
+                z = z + _broadcast_noise(noise[i], z)
+            h = self.neuron.activate(z, activations[i], i == n - 1, rng, self.costs)
+            spiking = self.neuron.spiking
+        return self.neuron.decode(h)
+
+    def forward(self, layers: Sequence[LayerWeights], x: np.ndarray, rng: np.random.Generator,
+                activations: Sequence[str]) -> np.ndarray:
+        """Program a population's layers, then run the batch x through them."""
+        programmed = self.program(layers, rng)
+        noise = [layer.node_noise for layer in layers]
+        return self.run(programmed, x, rng, activations, noise)
+
+
+def _broadcast_noise(noise: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Node noise (P, B, m) or (P, m) against pre-activations (P, ..., B, m)."""
+    if noise.ndim == z.ndim:
+        return noise
+    if noise.ndim == 2:
+        return noise.reshape(noise.shape[0], *([1] * (z.ndim - 2)), noise.shape[1])
+    # (P, B, m) against (P, T, B, m): same noise at every time step
+    return noise.reshape(noise.shape[0], *([1] * (z.ndim - noise.ndim)), *noise.shape[1:])
