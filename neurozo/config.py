@@ -33,7 +33,7 @@ def component_spec(kind: str, value: Any) -> Dict[str, Any] | None:
         if "name" not in value:
             fail(kind, dict(value), "a dict spec needs a 'name' key")
         return _plain(dict(value))
-    spec = getattr(value, "spec", None)
+    spec = getattr(value, "registry_spec", None) or getattr(value, "spec", None)
     if isinstance(spec, Mapping):
         return _plain(dict(spec))
     fail(kind, value, "must be a registered name, a {'name': ..., ...} dict or a neurozo object")

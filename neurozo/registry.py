@@ -68,7 +68,15 @@ class Registry:
             if unknown:
                 raise ValueError(
                     f"{self.kind} {name!r}: unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
-        return fac(**kw)
+        obj = fac(**kw)
+        spec = {"name": name}
+        spec.update({k: v for k, v in allowed.items() if v is not inspect.Parameter.empty})
+        spec.update(kw)
+        try:  # the full spec (defaults filled in) identifies the object in configs and hashes
+            obj.registry_spec = spec
+        except (AttributeError, TypeError):
+            pass
+        return obj
 
     def describe(self) -> Dict[str, Dict[str, Any]]:
         return {n: self.parameters(n) for n in self.names()}

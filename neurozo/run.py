@@ -135,7 +135,7 @@ def build(task="digits", model=None, substrate="ideal", learner="openes", budget
 
     config = {
         "task": component_spec("task", task_o), "model": component_spec("model", model_o),
-        "substrate": component_spec("substrate", substrate if isinstance(substrate, (str, dict)) else substrate_o),
+        "substrate": component_spec("substrate", substrate_o),
         "learner": component_spec("learner", learner_o),
         "budget": budget, "seed": seed, "batch_size": batch_size, "eval_every": eval_every, "backend": backend,
     }
@@ -225,7 +225,8 @@ def run(task="digits", model=None, substrate="ideal", learner="openes", budget: 
             x, y = b.task.batch(rng_data, b.config["batch_size"])
             problem.set_batch(x, y)
             before = problem.evaluations
-            state, losses = b.learner.step(state, problem)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below
+                state, losses = b.learner.step(state, problem)
             step += 1
             losses = np.asarray(losses, dtype=np.float64)
             theta = b.learner.center(state)

@@ -28,6 +28,8 @@ __all__ = ["MLP"]
 
 @registry.register("mlp")
 class MLP(Model):
+    """Multi-layer perceptron: sizes [n_in, hidden..., n_out], hidden activation φ, flat θ."""
+
     def __init__(self, sizes: Sequence[int] = (64, 32, 10), activation: str = "relu", init: str = "pytorch",
                  init_scale: float = 1.0):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:

@@ -18,6 +18,8 @@ __all__ = ["Point"]
 
 @registry.register("point")
 class Point(Model):
+    """Identity model for function tasks: θ is the point x ∈ R^dim."""
+
     def __init__(self, dim: int = 20, init_low: float = -3.0, init_high: float = 3.0):
         self.dim = check_int("dim", dim, 1)
         self.init_low = check_float("init_low", init_low)

@@ -16,6 +16,8 @@ from .base import FunctionTask
 
 
 class Sphere(FunctionTask):
+    """Sphere f(x) = Σ x_i², minimum 0 at x = 0; start U(init_low, init_high)^d."""
+
     def __init__(self, dim: int = 20, init_low: float = -3.0, init_high: float = 3.0):
         super().__init__(dim, init_low, init_high, dict(dim=dim, init_low=init_low, init_high=init_high))
 
@@ -24,6 +26,8 @@ class Sphere(FunctionTask):
 
 
 class Rastrigin(FunctionTask):
+    """Rastrigin 10·d + Σ (x_i² − 10 cos 2πx_i), minimum 0 at x = 0 (CBXpy's form)."""
+
     def __init__(self, dim: int = 20, init_low: float = -3.0, init_high: float = 3.0):
         super().__init__(dim, init_low, init_high, dict(dim=dim, init_low=init_low, init_high=init_high))
 
@@ -32,6 +36,8 @@ class Rastrigin(FunctionTask):
 
 
 class Ackley(FunctionTask):
+    """Ackley −a·exp(−b·√(mean x²)) − exp(mean cos cx) + a + e, minimum 0 at x = 0."""
+
     def __init__(self, dim: int = 20, init_low: float = -3.0, init_high: float = 3.0,
                  a: float = 20.0, b: float = 0.2, c: float = 2 * np.pi):
         self.a = check_float("a", a, 0, lo_open=True)
