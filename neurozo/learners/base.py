@@ -71,9 +71,17 @@ class Problem:
         self.substrate.costs.add(evaluations=pop.size)
         return self.model.forward(pop, self.x, self.substrate, self.device_rng)
 
-    def evaluate(self, population) -> np.ndarray:
-        """Loss of every member on the current batch, shape (P,)."""
-        return np.asarray(self.loss_fn(self.outputs(population), self.y), dtype=np.float64)
+    def evaluate(self, population, per_sample: bool = False) -> np.ndarray:
+        """Loss of every member on the current batch, shape (P,) — or (P, B) per sample."""
+        out = self.outputs(population)
+        if per_sample:
+            return np.asarray(self.loss_fn(out, self.y, per_sample=True), dtype=np.float64)
+        return np.asarray(self.loss_fn(out, self.y), dtype=np.float64)
+
+    def count(self, n: int) -> None:
+        """Count n mini-batch evaluations a learner ran on the substrate directly (e.g. repeated reads)."""
+        self.evaluations += int(n)
+        self.substrate.costs.add(evaluations=int(n))
 
 
 class Learner:

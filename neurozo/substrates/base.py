@@ -23,6 +23,7 @@ end-to-end; the model layer calls it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, List, Mapping, Optional, Sequence
 
@@ -102,6 +103,19 @@ class Substrate:
     def spec(self) -> dict:
         return {"name": self.name, "synapse": spec_of(self.synapse), "neuron": spec_of(self.neuron)}
 
+    @contextlib.contextmanager
+    def recording(self):
+        """While active, every ``run`` appends, per layer k, the pair (h_{k−1}, z_k): the
+        layer's input and its measured pre-activation (after node noise) to the yielded
+        list (node perturbation needs them)."""
+        prev = getattr(self, "_record", None)
+        rec: list = []
+        self._record = rec
+        try:
+            yield rec
+        finally:
+            self._record = prev
+
     def program(self, layers: Sequence[LayerWeights], rng: np.random.Generator) -> List[Any]:
         return [self.synapse.program(layer, rng, self.costs, i) for i, layer in enumerate(layers)]
 
@@ -115,6 +129,9 @@ class Substrate:
             z = self.synapse.read(prog, h, rng, self.costs, t=self.t, spiking=spiking)
             if i < len(noise) and noise[i] is not None:
                 z = z + _broadcast_noise(noise[i], z)
+            rec = getattr(self, "_record", None)
+            if rec is not None:
+                rec.append((h, z.copy()))  # copy: activate may work in place
             h = self.neuron.activate(z, activations[i], i == n - 1, rng, self.costs)
             spiking = self.neuron.spiking
         return self.neuron.decode(h)

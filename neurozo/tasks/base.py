@@ -17,17 +17,19 @@ from .._validate import check_int
 __all__ = ["Task", "ClassificationTask", "FunctionTask", "cross_entropy"]
 
 
-def cross_entropy(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+def cross_entropy(logits: np.ndarray, y: np.ndarray, per_sample: bool = False) -> np.ndarray:
     """Mean softmax cross-entropy over the batch: (P, B, C), (B,) → (P,).
 
     ℓ = mean_b [ logsumexp(z_b) − z_b[y_b] ], computed stably in float64.
+    ``per_sample=True`` returns the unreduced (P, B) losses (node perturbation needs them).
     """
     z = np.asarray(logits, dtype=np.float64)
     zmax = z.max(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", over="ignore"):
         lse = np.log(np.exp(z - zmax).sum(axis=-1)) + zmax[..., 0]
     picked = np.take_along_axis(z, y[None, :, None].astype(np.intp).repeat(z.shape[0], 0), axis=-1)[..., 0]
-    return (lse - picked).mean(axis=-1)
+    losses = lse - picked
+    return losses if per_sample else losses.mean(axis=-1)
 
 
 class Task:
@@ -44,7 +46,8 @@ class Task:
     def batch(self, rng: np.random.Generator, batch_size: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         raise NotImplementedError
 
-    def loss(self, outputs: np.ndarray, y) -> np.ndarray:
+    def loss(self, outputs: np.ndarray, y, per_sample: bool = False) -> np.ndarray:
+        """Loss per member (P,), or per member and sample (P, B) with ``per_sample=True``."""
         raise NotImplementedError
 
     def accuracy(self, outputs: np.ndarray, y) -> Optional[np.ndarray]:
@@ -80,8 +83,8 @@ class ClassificationTask(Task):
         idx = rng.choice(self.n_train, size=batch_size, replace=False)
         return self.x_train[idx], self.y_train[idx]
 
-    def loss(self, outputs, y):
-        return cross_entropy(outputs, y)
+    def loss(self, outputs, y, per_sample=False):
+        return cross_entropy(outputs, y, per_sample)
 
     def accuracy(self, outputs, y):
         return (np.argmax(outputs, axis=-1) == y[None, :]).mean(axis=-1)
@@ -117,8 +120,9 @@ class FunctionTask(Task):
     def batch(self, rng, batch_size):
         return None, None
 
-    def loss(self, outputs, y=None):
-        return self.evaluate(np.asarray(outputs, dtype=np.float64))
+    def loss(self, outputs, y=None, per_sample=False):
+        f = self.evaluate(np.asarray(outputs, dtype=np.float64))
+        return f[:, None] if per_sample else f
 
     def default_model(self) -> dict:
         return {"name": "point", "dim": self.dim, "init_low": self.init_low, "init_high": self.init_high}
