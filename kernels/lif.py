@@ -1,0 +1,276 @@
+"""Discrete-time leaky integrate-and-fire (LIF) neurons and event-driven synapses, Numba CPU.
+
+LIF scan (snnTorch ``Leaky`` semantics, Eshraghian et al., "Training spiking
+neural networks using lessons from deep learning", Proc. IEEE 2023). For each
+neuron, with decay β ∈ [0, 1], threshold θ > 0, input current I[t] and the
+spike of the previous step R[t] = S[t−1] (S[−1] = 0, U[−1] = 0):
+
+    reset "subtract":  U[t] = β·U[t−1] + I[t] − R[t]·θ
+    reset "zero":      U[t] = β·((1 − R[t])·U[t−1]) + I[t]
+    spike:             S[t] = H(U[t] − θ)             (strictly above θ)
+
+The reset is applied one step after the spike (snnTorch's default
+``reset_delay=True``); the float operations are done in the order snnTorch
+does them, in the dtype of the input, so spike trains agree bit for bit.
+Optional refractory period of ``ref`` steps: after a spike the next ``ref``
+steps ignore their input (I[t] := 0) and cannot spike; the reset still applies.
+
+The input current may have a time axis of length T, or of length 1 (a
+constant current, broadcast over all T steps: one product per layer instead
+of T).
+
+Event-driven accumulate (what a spiking chip does, NeuroBench "AC"): for spike
+inputs s ∈ {0, 1}^n,
+
+    y[p, r, :] = b[p] + Σ_{j : s[r, j] ≠ 0} s[r, j]·W[p, :, j]
+
+visiting only the active inputs of each row (a CSR list built once per call)
+and streaming blocks of Wᵀ that stay in cache. Cost O(nnz·m) instead of the
+dense O(R·n·m); each output element is summed by one thread in a fixed order
+(ascending j), so the result does not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "CHUNK", "BLOCK_M"]
+
+#: neurons per parallel work item of the LIF scan
+CHUNK = 512
+#: output columns per cache block of the event-driven accumulate (BLOCK_M·n·4 bytes of Wᵀ in L2)
+BLOCK_M = 64
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _lif_scan(z, T, beta, thr, one, zero, reset_zero, ref, write_spikes, spikes, record_mem, mem,
+              counts, first):  # pragma: no cover - compiled
+    P, Tz, N = z.shape
+    nchunk = (N + CHUNK - 1) // CHUNK
+    for job in prange(P * nchunk):
+        p = job // nchunk
+        c0 = (job % nchunk) * CHUNK
+        c1 = min(c0 + CHUNK, N)
+        w = c1 - c0
+        u = np.zeros(w, dtype=z.dtype)
+        r = np.zeros(w, dtype=z.dtype)          # spike of the previous step (0/1)
+        rc = np.zeros(w, dtype=np.int64)        # refractory steps left
+        cnt = np.zeros(w, dtype=np.int64)
+        fst = np.full(w, T, dtype=np.int64)
+        for t in range(T):
+            tt = t if Tz > 1 else 0
+            if ref == 0 and not reset_zero:
+                for i in range(w):
+                    ui = beta * u[i] + z[p, tt, c0 + i]
+                    ui = ui - r[i] * thr
+                    s = one if ui - thr > zero else zero
+                    u[i] = ui
+                    r[i] = s
+            elif ref == 0:
+                for i in range(w):
+                    ui = (one - r[i]) * u[i]
+                    ui = beta * ui + z[p, tt, c0 + i]
+                    s = one if ui - thr > zero else zero
+                    u[i] = ui
+                    r[i] = s
+            else:
+                for i in range(w):
+                    refr = rc[i] > 0
+                    cur = zero if refr else z[p, tt, c0 + i]
+                    if reset_zero:
+                        ui = beta * ((one - r[i]) * u[i]) + cur
+                    else:
+                        ui = beta * u[i] + cur
+                        ui = ui - r[i] * thr
+                    s = one if (ui - thr > zero and not refr) else zero
+                    rc[i] = ref if s > zero else (rc[i] - 1 if refr else rc[i])
+                    u[i] = ui
+                    r[i] = s
+            for i in range(w):
+                si = r[i] > zero
+                cnt[i] += 1 if si else 0
+                fst[i] = t if (si and fst[i] == T) else fst[i]
+            if write_spikes:
+                for i in range(w):
+                    spikes[p, t, c0 + i] = r[i]
+            if record_mem:
+                for i in range(w):
+                    mem[p, t, c0 + i] = u[i]
+        for i in range(w):
+            counts[p, c0 + i] = cnt[i]
+            first[p, c0 + i] = fst[i]
+    return counts
+
+
+def lif_scan(z: np.ndarray, T: int, beta: float, threshold: float, reset: str = "subtract",
+             refractory: int = 0, write_spikes: bool = True, record_mem: bool = False):
+    """Run LIF neurons over T steps.
+
+    Parameters
+    ----------
+    z : (P, Tz, N) input currents, Tz ∈ {1, T} (1: constant over time); float32 or float64.
+    T : number of time steps.
+    beta, threshold : decay and threshold (cast to z's dtype, as snnTorch does).
+    reset : "subtract" or "zero".
+    refractory : steps after a spike that ignore input and cannot spike.
+    write_spikes : also return the (P, T, N) spike array (0/1 in z's dtype).
+    record_mem : also return the membrane potentials U[t] (P, T, N).
+
+    Returns ``(spikes or None, counts (P, N) int64, first (P, N) int64 — T if
+    the neuron never spiked —, mem or None)``.
+    """
+    if z.ndim != 3:
+        raise ValueError(f"z has shape {z.shape}: must be (P, Tz, N)")
+    if z.dtype not in (np.float32, np.float64):
+        z = z.astype(np.float32)
+    z = np.ascontiguousarray(z)
+    P, Tz, N = z.shape
+    if Tz not in (1, T):
+        raise ValueError(f"z has {Tz} time steps: must be 1 (constant current) or T={T}")
+    dt = z.dtype.type
+    spikes = np.empty((P, T, N), dtype=z.dtype) if write_spikes else np.empty((1, 1, 1), dtype=z.dtype)
+    mem = np.empty((P, T, N), dtype=z.dtype) if record_mem else np.empty((1, 1, 1), dtype=z.dtype)
+    counts = np.empty((P, N), dtype=np.int64)
+    first = np.empty((P, N), dtype=np.int64)
+    _lif_scan(z, int(T), dt(beta), dt(threshold), dt(1.0), dt(0.0), reset == "zero", int(refractory), bool(write_spikes),
+              spikes, bool(record_mem), mem, counts, first)
+    return (spikes if write_spikes else None), counts, first, (mem if record_mem else None)
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _leaky_integrate(z, T, beta, zero, mean, last, mem, record_mem):  # pragma: no cover - compiled
+    P, Tz, N = z.shape
+    for p in prange(P):
+        for i in range(N):
+            u = zero
+            acc = 0.0
+            for t in range(T):
+                u = beta * u + z[p, t if Tz > 1 else 0, i]
+                acc += u
+                if record_mem:
+                    mem[p, t, i] = u
+            mean[p, i] = acc / T
+            last[p, i] = u
+    return mean
+
+
+def leaky_integrate(z: np.ndarray, T: int, beta: float, record_mem: bool = False):
+    """Non-spiking leaky integrator U[t] = β·U[t−1] + I[t] (a membrane readout layer).
+
+    Returns ``(mean over t of U (P, N), U[T−1] (P, N), mem (P, T, N) or None)``.
+    """
+    z = np.ascontiguousarray(z)
+    P, Tz, N = z.shape
+    mean = np.empty((P, N), dtype=np.float64)
+    last = np.empty((P, N), dtype=z.dtype)
+    mem = np.empty((P, T, N), dtype=z.dtype) if record_mem else np.empty((1, 1, 1), dtype=z.dtype)
+    _leaky_integrate(z, int(T), z.dtype.type(beta), z.dtype.type(0.0), mean, last, mem, bool(record_mem))
+    return mean, last, (mem if record_mem else None)
+
+
+# --------------------------------------------------------------------------- event-driven
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _row_counts(x, cnt):  # pragma: no cover - compiled
+    Px, R, n = x.shape
+    for k in prange(Px * R):
+        q = k // R
+        r = k % R
+        c = 0
+        for j in range(n):
+            if x[q, r, j] != 0:
+                c += 1
+        cnt[k + 1] = c
+    return cnt
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _row_fill(x, ptr, idx, val):  # pragma: no cover - compiled
+    Px, R, n = x.shape
+    for k in prange(Px * R):
+        q = k // R
+        r = k % R
+        pos = ptr[k]
+        for j in range(n):
+            v = x[q, r, j]
+            if v != 0:
+                idx[pos] = j
+                val[pos] = v
+                pos += 1
+    return idx
+
+
+def active_lists(x: np.ndarray):
+    """CSR lists of the non-zero inputs of every row of x (Px, R, n): (ptr, idx, val)."""
+    Px, R, n = x.shape
+    cnt = np.zeros(Px * R + 1, dtype=np.int64)
+    _row_counts(x, cnt)
+    ptr = np.cumsum(cnt)
+    nnz = int(ptr[-1])
+    idx = np.empty(nnz, dtype=np.int32)
+    val = np.empty(nnz, dtype=x.dtype)
+    _row_fill(x, ptr, idx, val)
+    return ptr, idx, val
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _spike_accumulate(ptr, idx, val, binary, Px, R, W, b, out):  # pragma: no cover - compiled
+    P, m, n = W.shape
+    nblk = (m + BLOCK_M - 1) // BLOCK_M
+    for job in prange(P * nblk):
+        p = job // nblk
+        m0 = (job % nblk) * BLOCK_M
+        m1 = min(m0 + BLOCK_M, m)
+        w = m1 - m0
+        wt = np.empty((n, w), dtype=W.dtype)       # this block of W[p]ᵀ, kept in cache
+        for c in range(w):
+            for j in range(n):
+                wt[j, c] = W[p, m0 + c, j]
+        acc = np.empty(w, dtype=W.dtype)
+        q = 0 if Px == 1 else p
+        for r in range(R):
+            for c in range(w):
+                acc[c] = b[p, m0 + c]
+            k0 = ptr[q * R + r]
+            k1 = ptr[q * R + r + 1]
+            if binary:
+                for k in range(k0, k1):
+                    j = idx[k]
+                    for c in range(w):
+                        acc[c] += wt[j, c]
+            else:
+                for k in range(k0, k1):
+                    j = idx[k]
+                    v = val[k]
+                    for c in range(w):
+                        acc[c] += v * wt[j, c]
+            for c in range(w):
+                out[p, r, m0 + c] = acc[c]
+    return out
+
+
+def spike_accumulate(x: np.ndarray, W: np.ndarray, b: np.ndarray, lists=None) -> np.ndarray:
+    """Event-driven y[p] = b[p] + Σ_active x·W[p]ᵀ for sparse (spike) inputs.
+
+    x : (Px, R, n) with Px ∈ {1, P}; W : (P, m, n); b : (P, m). Values of x other
+    than 0/1 (graded spikes) are multiplied in. ``lists`` may pass a precomputed
+    ``active_lists(x)``. Returns (P, R, m) in W's dtype.
+    """
+    if x.ndim != 3 or W.ndim != 3:
+        raise ValueError(f"x {x.shape} and W {W.shape} must be 3-D (Px, R, n) and (P, m, n)")
+    P, m, n = W.shape
+    Px, R, nx = x.shape
+    if Px not in (1, P) or nx != n:
+        raise ValueError(f"x shape {x.shape} does not match W shape {W.shape}: need (1 or {P}, R, {n})")
+    if b.shape != (P, m):
+        raise ValueError(f"b shape {b.shape} does not match W: need ({P}, {m})")
+    dt = W.dtype
+    x = np.ascontiguousarray(x)
+    ptr, idx, val = lists if lists is not None else active_lists(x)
+    binary = bool(val.size == 0 or (np.all(val == 1)))
+    out = np.empty((P, R, m), dtype=dt)
+    _spike_accumulate(ptr, idx, val.astype(dt, copy=False), binary, Px, R, np.ascontiguousarray(W),
+                      np.ascontiguousarray(b, dtype=dt), out)
+    return out
