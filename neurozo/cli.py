@@ -204,17 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_compare)
 
+    _extend(sub)
     for name, helptext in [("sweep", "run a TOML sweep spec on Dask"),
                            ("report", "consolidate a result store into a table and plots"),
                            ("bench", "run the side-by-side benchmarks")]:
+        if name in sub.choices:  # defined by neurozo.sweep.add_cli_commands
+            continue
         s = sub.add_parser(name, help=helptext)
         s.set_defaults(func=_missing(name))
-    _extend(sub)
     return p
 
 
 def _extend(sub) -> None:
-    """Commands defined in other modules (sweep, report, bench) replace the placeholders."""
+    """Commands defined in other modules (sweep, report, bench); placeholders fill any that are missing."""
     try:
         from . import sweep as _sweep
     except ImportError:
