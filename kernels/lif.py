@@ -35,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "CHUNK", "BLOCK_M"]
+__all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "prefer_event",
+           "EVENT_MAX_DENSITY", "CHUNK", "BLOCK_M"]
 
 #: neurons per parallel work item of the LIF scan
 CHUNK = 512
@@ -170,6 +171,15 @@ def leaky_integrate(z: np.ndarray, T: int, beta: float, record_mem: bool = False
 
 
 # --------------------------------------------------------------------------- event-driven
+
+#: input density below which the event-driven accumulate beats one GEMM of the
+#: same product (measured crossover, see experiments/bench/bench_lif_opennm.py)
+EVENT_MAX_DENSITY = 0.08
+
+
+def prefer_event(nnz: int, size: int, n: int) -> bool:
+    """True when ``nnz`` active inputs out of ``size`` (rows × n) are sparse enough for events."""
+    return size > 0 and nnz < EVENT_MAX_DENSITY * size
 
 
 @njit(parallel=True, fastmath=False, cache=True)
