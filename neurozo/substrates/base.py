@@ -19,6 +19,11 @@ for the synapse.
 
 ``Substrate.forward(layers, x, rng)`` programs and runs a population
 end-to-end; the model layer calls it.
+
+On ``backend="cuda"`` a synapse or neuron model whose class sets ``gpu = True``
+is handed device (CuPy) arrays and computes with the GPU kernel twins; any
+other model is handed host arrays (a CPU fallback, transfers included). The
+outputs of ``run`` are host arrays on every backend.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..backend import resolve
+from ..backend import resolve, to_numpy
 from .costs import CostCounter
 from .weights import LayerWeights
 
@@ -49,6 +54,8 @@ class SynapseModel:
     #: pJ per operation for this synapse technology (merged into the substrate's table)
     energy_pj: Mapping[str, float] = {}
     params: Any = None
+    #: accepts device (CuPy) arrays on backend="cuda" (else it is handed host arrays)
+    gpu: bool = False
 
     def program(self, layer: LayerWeights, rng: np.random.Generator, costs: CostCounter, index: int = 0):
         """Write one layer of a population to the device; return the programmed state."""
@@ -66,6 +73,8 @@ class NeuronModel:
     energy_pj: Mapping[str, float] = {}
     params: Any = None
     spiking: bool = False
+    #: accepts device (CuPy) arrays on backend="cuda" (else it is handed host arrays)
+    gpu: bool = False
 
     def encode(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Input batch (B, n) → first-layer drive (1, ..., n)."""
@@ -116,25 +125,42 @@ class Substrate:
         finally:
             self._record = prev
 
+    def _place(self, a, model):
+        """On backend='cuda': a device array for a GPU-capable model, a host array otherwise."""
+        if self.backend == "cpu" or a is None:
+            return a
+        return self.xp.asarray(a) if getattr(model, "gpu", False) else to_numpy(a)
+
     def program(self, layers: Sequence[LayerWeights], rng: np.random.Generator) -> List[Any]:
+        if self.backend != "cpu":
+            layers = [_layer_to(layer, lambda a: self._place(a, self.synapse)) for layer in layers]
         return [self.synapse.program(layer, rng, self.costs, i) for i, layer in enumerate(layers)]
 
     def run(self, programmed: Sequence[Any], x: np.ndarray, rng: np.random.Generator,
             activations: Sequence[str], noise: Sequence[Optional[np.ndarray]] = ()) -> np.ndarray:
         """Forward an already programmed population; returns outputs (P, B, C)."""
-        h = self.neuron.encode(x, rng)
+        gpu = self.backend != "cpu"
+        h = self.neuron.encode(self._place(x, self.neuron), rng)
         spiking = False
         n = len(programmed)
         for i, prog in enumerate(programmed):
+            if gpu:
+                h = self._place(h, self.synapse)
             z = self.synapse.read(prog, h, rng, self.costs, t=self.t, spiking=spiking)
             if i < len(noise) and noise[i] is not None:
-                z = z + _broadcast_noise(noise[i], z)
+                nz = noise[i]
+                if gpu:  # the noise goes where z is
+                    nz = self.xp.asarray(nz) if not isinstance(z, np.ndarray) else to_numpy(nz)
+                z = z + _broadcast_noise(nz, z)
             rec = getattr(self, "_record", None)
-            if rec is not None:
-                rec.append((h, z.copy()))  # copy: activate may work in place
+            if rec is not None:  # copy: activate may work in place
+                rec.append((to_numpy(h), to_numpy(z.copy())) if gpu else (h, z.copy()))
+            if gpu:
+                z = self._place(z, self.neuron)
             h = self.neuron.activate(z, activations[i], i == n - 1, rng, self.costs)
             spiking = self.neuron.spiking
-        return self.neuron.decode(h)
+        out = self.neuron.decode(h)
+        return to_numpy(out) if gpu else out
 
     def forward(self, layers: Sequence[LayerWeights], x: np.ndarray, rng: np.random.Generator,
                 activations: Sequence[str]) -> np.ndarray:
@@ -142,6 +168,15 @@ class Substrate:
         programmed = self.program(layers, rng)
         noise = [layer.node_noise for layer in layers]
         return self.run(programmed, x, rng, activations, noise)
+
+
+def _layer_to(layer, move):
+    """The layer with every array field passed through ``move`` (host ↔ device)."""
+    if not dataclasses.is_dataclass(layer):
+        return layer
+    kw = {f.name: move(getattr(layer, f.name)) for f in dataclasses.fields(layer)
+          if getattr(layer, f.name) is not None and hasattr(getattr(layer, f.name), "shape")}
+    return dataclasses.replace(layer, **kw)
 
 
 def _broadcast_noise(noise: np.ndarray, z: np.ndarray) -> np.ndarray:
