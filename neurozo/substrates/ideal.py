@@ -20,6 +20,7 @@ import numpy as np
 
 from kernels import activations as act_k
 from kernels import dense as dense_k
+from kernels import lif as lif_k
 
 from .._validate import check_choice
 from . import neurons, synapses
@@ -61,14 +62,18 @@ class FloatSynapse(SynapseModel):
         x2 = x.reshape(x.shape[0], -1, x.shape[-1])
         m, n = prog.shape
         P = prog.P
+        nnz = np.count_nonzero(x2) if spiking else 0
         if isinstance(prog, LowRankWeights):
             y = dense_k.dense_lowrank(x2, prog.W, prog.b, prog.A, prog.B, prog.scale)
             macs = dense_k.dense_macs(P, x2.shape[1], m, n, prog.rank)
+        elif spiking and lif_k.prefer_event(nnz, x2.size, n):
+            # sparse spikes: event-driven accumulate of the active inputs only (kernels.lif)
+            y = lif_k.spike_accumulate(x2, prog.W, prog.b)
         else:
             y = dense_k.dense_population(x2, prog.W, prog.b)
             macs = dense_k.dense_macs(P, x2.shape[1], m, n)
         if spiking:  # spike inputs: only active inputs accumulate
-            nnz = np.count_nonzero(x2) * (P if x2.shape[0] == 1 else 1)
+            nnz = nnz * (P if x2.shape[0] == 1 else 1)
             costs.add(acs=nnz * m)
         else:
             costs.add(macs=macs)
