@@ -10,6 +10,8 @@ dac / adc       digital→analog and analog→digital conversions
 writes          weight (conductance) writes when programming a device
 pulses          update pulses of in-place (pulsed) training
 evaluations     mini-batch forward evaluations (the budget unit)
+periphery_macs  digital multiply-accumulates done beside an analog array (output
+                rescaling and bias, perturbations added in the periphery)
 
 Energy is Σ count × pJ-per-op from the substrate's table.
 """
@@ -21,7 +23,8 @@ from typing import Dict, Mapping
 
 __all__ = ["CostCounter", "COST_FIELDS"]
 
-COST_FIELDS = ("macs", "acs", "neuron_updates", "spikes", "dac", "adc", "writes", "pulses", "evaluations")
+COST_FIELDS = ("macs", "acs", "neuron_updates", "spikes", "dac", "adc", "writes", "pulses", "evaluations",
+               "periphery_macs")
 
 
 class CostCounter:
