@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda
+from numba import cuda, float64
 
 from ._cuda_common import check_method, cupy_or_none, grid1d, is_cupy, is_device
 from .activations import ACTIVATIONS
@@ -58,7 +58,7 @@ def _act_kernel(z, out, code, zero, one):  # pragma: no cover - device code
         elif v > one:
             r = one
     elif code == 4:
-        r = _sig(4.0 * v - 2.0)
+        r = _sig(float64(4.0) * v - float64(2.0))   # float64, as numba types the CPU twin
     out[i] = r
 
 
