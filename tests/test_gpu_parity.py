@@ -1,10 +1,11 @@
 """GPU backend: parity of every GPU kernel with its CPU twin, and the cuda plumbing.
 
-* ``test_cudasim_parity[<family>]`` runs ``tests/test_gpu_parity_<family>.py`` in a
-  subprocess with ``NUMBA_ENABLE_CUDASIM=1`` (it must be set before numba is
+* ``test_cudasim_parity[<family>]``: every ``tests/test_gpu_parity_<family>.py`` runs in
+  one subprocess with ``NUMBA_ENABLE_CUDASIM=1`` (it must be set before numba is
   imported, and this process has numba imported already): every Numba CUDA kernel
-  against its CPU twin on the CPU. A failure, an error or a skipped test inside the
-  subprocess fails this test, with the subprocess's output in the message.
+  against its CPU twin, on the CPU. A failure, an error, a skipped test or no test at
+  all for a family inside the subprocess fails that family's test here, with the
+  subprocess's output in the message.
 * The placement tests check, without a GPU, that a ``backend="cuda"`` substrate hands
   device arrays only to models that declare ``gpu = True`` and host arrays back.
 * Tests marked ``gpu`` need CuPy and a CUDA GPU and skip cleanly without them; they
@@ -18,6 +19,7 @@ import re
 import subprocess
 import sys
 import types
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +37,37 @@ gpu = pytest.mark.skipif(NO_GPU is not None, reason=f"no usable CUDA GPU: {NO_GP
 # --------------------------------------------------------------------------- CUDASIM parity
 
 
-@pytest.mark.parametrize("path", SIM_FILES, ids=[p.stem.replace("test_gpu_parity_", "") for p in SIM_FILES])
-def test_cudasim_parity(path):
+@pytest.fixture(scope="module")
+def cudasim_run(tmp_path_factory):
+    """One simulator subprocess for every parity file (the interpreter start is paid once)."""
+    xml = tmp_path_factory.mktemp("cudasim") / "junit.xml"
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_ADDOPTS", None)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", str(path)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs",
+                        f"--junitxml={xml}", *map(str, SIM_FILES)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    cases = {}
+    if xml.exists():
+        for tc in ET.parse(xml).getroot().iter("testcase"):
+            mod = tc.get("classname", "").split(".")[-1]
+            status = next((c.tag for c in tc if c.tag in ("failure", "error", "skipped")), "passed")
+            cases.setdefault(mod, []).append((tc.get("name"), status))
+    return r, cases
+
+
+@pytest.mark.parametrize("path", SIM_FILES, ids=[p.stem.replace("test_gpu_parity_", "") for p in SIM_FILES])
+def test_cudasim_parity(cudasim_run, path):
+    r, cases = cudasim_run
     out = (r.stdout + r.stderr)[-6000:]
-    assert r.returncode == 0, f"CUDASIM parity failed in {path.name}:\n{out}"
-    summary = r.stdout.strip().splitlines()[-1]
-    assert re.search(r"\d+ passed", summary), f"no test ran in {path.name}: {summary}"
-    assert not re.search(r"skipped|failed|error", summary), f"{path.name} under CUDASIM: {summary}"
+    mine = cases.get(path.stem, [])
+    assert mine, f"no test of {path.name} ran under CUDASIM (exit {r.returncode}):\n{out}"
+    bad = [(n, s) for n, s in mine if s != "passed"]
+    assert not bad, f"CUDASIM parity in {path.name}: {bad}\n{out}"
+
+
+def test_cudasim_subprocess_exit_status(cudasim_run):
+    r, _ = cudasim_run
+    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
 
 
 def test_every_gpu_kernel_family_has_a_parity_file():
