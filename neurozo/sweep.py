@@ -745,8 +745,16 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import bench
 
+    import shlex
+
+    parts = ["neurozo", "bench", *args.scripts]
+    for flag, val in [("--dir", args.dir), ("--doc", args.doc), ("--timeout", args.timeout if args.timeout != 1800
+                                                                    else None)]:
+        if val is not None:
+            parts += [flag, str(val)]
+    parts += ["--quick"] if args.quick else []
     return bench(scripts=args.scripts, directory=args.dir, doc=args.doc, quick=args.quick,
-                 timeout=args.timeout, write=not args.no_write)
+                 timeout=args.timeout, write=not args.no_write, command=" ".join(shlex.quote(p) for p in parts))
 
 
 def add_cli_commands(sub) -> None:
