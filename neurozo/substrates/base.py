@@ -34,6 +34,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .._validate import check_float
 from ..backend import resolve, to_numpy
 from .costs import CostCounter
 from .weights import LayerWeights
@@ -137,16 +138,22 @@ class Substrate:
         return [self.synapse.program(layer, rng, self.costs, i) for i, layer in enumerate(layers)]
 
     def run(self, programmed: Sequence[Any], x: np.ndarray, rng: np.random.Generator,
-            activations: Sequence[str], noise: Sequence[Optional[np.ndarray]] = ()) -> np.ndarray:
-        """Forward an already programmed population; returns outputs (P, B, C)."""
+            activations: Sequence[str], noise: Sequence[Optional[np.ndarray]] = (),
+            t: Optional[float] = None) -> np.ndarray:
+        """Forward an already programmed population; returns outputs (P, B, C).
+
+        ``t``: read time in seconds after programming (default: the substrate's clock ``self.t``).
+        """
+        t = self.t if t is None else t
+        check_float("t", t, 0)
         gpu = self.backend != "cpu"
         h = self.neuron.encode(self._place(x, self.neuron), rng)
-        spiking = False
+        spiking = bool(getattr(self.neuron, "input_spiking", False))  # encode made 0/1 events
         n = len(programmed)
         for i, prog in enumerate(programmed):
             if gpu:
                 h = self._place(h, self.synapse)
-            z = self.synapse.read(prog, h, rng, self.costs, t=self.t, spiking=spiking)
+            z = self.synapse.read(prog, h, rng, self.costs, t=t, spiking=spiking)
             if i < len(noise) and noise[i] is not None:
                 nz = noise[i]
                 if gpu:  # the noise goes where z is
@@ -163,11 +170,12 @@ class Substrate:
         return to_numpy(out) if gpu else out
 
     def forward(self, layers: Sequence[LayerWeights], x: np.ndarray, rng: np.random.Generator,
-                activations: Sequence[str]) -> np.ndarray:
-        """Program a population's layers, then run the batch x through them."""
+                activations: Sequence[str], t: Optional[float] = None) -> np.ndarray:
+        """Program a population's layers, then run the batch x through them (read at time ``t``,
+        default ``self.t``)."""
         programmed = self.program(layers, rng)
         noise = [layer.node_noise for layer in layers]
-        return self.run(programmed, x, rng, activations, noise)
+        return self.run(programmed, x, rng, activations, noise, t=t)
 
 
 def _layer_to(layer, move):
