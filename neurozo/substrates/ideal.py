@@ -10,6 +10,10 @@ uses the model's output activation (identity → logits).
 Energy table: 45 nm digital CMOS figures of Horowitz, "Computing's energy
 problem" (ISSCC 2014): fp32 multiply 3.7 pJ + add 0.9 pJ → 4.6 pJ per MAC,
 0.9 pJ per accumulate and per neuron update (one add-equivalent).
+
+Both models take device (CuPy) arrays on ``backend="cuda"`` (``gpu = True``)
+and then run the GPU twins ``kernels.dense_cuda`` (cuBLAS) and
+``kernels.activations_cuda``; spike inputs take the dense product there.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from kernels import dense as dense_k
 from kernels import lif as lif_k
 
 from .._validate import check_choice
+from ..backend import kernels_for
 from . import neurons, synapses
 from .base import NeuronModel, SynapseModel
 from .weights import DenseWeights, LowRankWeights
@@ -45,6 +50,7 @@ class FloatSynapse(SynapseModel):
     """Exact float products (the ideal synapse)."""
 
     energy_pj = HOROWITZ_FP32_PJ
+    gpu = True
 
     def __init__(self, dtype: str = "float32"):
         self.params = FloatParams(dtype)
@@ -62,15 +68,16 @@ class FloatSynapse(SynapseModel):
         x2 = x.reshape(x.shape[0], -1, x.shape[-1])
         m, n = prog.shape
         P = prog.P
-        nnz = np.count_nonzero(x2) if spiking else 0
+        dk = kernels_for(dense_k, prog.W, x2)
+        nnz = int((x2 != 0).sum()) if spiking else 0
         if isinstance(prog, LowRankWeights):
-            y = dense_k.dense_lowrank(x2, prog.W, prog.b, prog.A, prog.B, prog.scale)
+            y = dk.dense_lowrank(x2, prog.W, prog.b, prog.A, prog.B, prog.scale)
             macs = dense_k.dense_macs(P, x2.shape[1], m, n, prog.rank)
-        elif spiking and lif_k.prefer_event(nnz, x2.size, n):
+        elif spiking and dk is dense_k and lif_k.prefer_event(nnz, x2.size, n):
             # sparse spikes: event-driven accumulate of the active inputs only (kernels.lif)
             y = lif_k.spike_accumulate(x2, prog.W, prog.b)
         else:
-            y = dense_k.dense_population(x2, prog.W, prog.b)
+            y = dk.dense_population(x2, prog.W, prog.b)
             macs = dense_k.dense_macs(P, x2.shape[1], m, n)
         if spiking:  # spike inputs: only active inputs accumulate
             nnz = nnz * (P if x2.shape[0] == 1 else 1)
@@ -93,6 +100,7 @@ class RateNeuron(NeuronModel):
     """Rate neurons: h = φ(z)."""
 
     energy_pj = {"neuron_updates": 0.9}
+    gpu = True
 
     def __init__(self, output_activation: str = "identity"):
         self.params = RateParams(output_activation)
@@ -100,4 +108,4 @@ class RateNeuron(NeuronModel):
     def activate(self, z, activation, last, rng, costs):
         name = self.params.output_activation if last else activation
         costs.add(neuron_updates=z.size)
-        return act_k.apply(name, z, inplace=True)
+        return kernels_for(act_k, z).apply(name, z, inplace=True)
