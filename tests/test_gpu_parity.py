@@ -257,3 +257,12 @@ def test_cuda_backend_run_finishes_and_starts_like_cpu():
     # the first logged row is the untrained centre: the same network on both backends
     np.testing.assert_allclose(dev.history["test_loss"].iloc[0], cpu.history["test_loss"].iloc[0], rtol=1e-5)
     assert to_numpy(dev.theta).shape == cpu.theta.shape
+
+
+def test_kernels_for_picks_the_cpu_family_for_host_arrays():
+    from kernels import activations, dense
+    from neurozo.backend import is_cupy, kernels_for
+
+    a = np.zeros(3)
+    assert kernels_for(dense, a) is dense and kernels_for(activations, a, a) is activations
+    assert not is_cupy(a) and not is_cupy(a.view(_Dev))
