@@ -284,3 +284,15 @@ def test_bad_preset_parameters():
         substrates.get("rram", noise={"g_max": -1.0})
     with pytest.raises(ValueError, match="p_stuck_on"):
         substrates.get("pcm", p_stuck_on=2.0)
+
+
+def test_forward_reads_at_time_t():
+    sub = substrates.get("pcm", drift_compensation=False)
+    L = _layer(P=1, m=30, n=40)
+    x = np.random.default_rng(1).uniform(0, 1, (64, 40)).astype(np.float32)
+    y0 = sub.forward([L], x, np.random.default_rng(1), ["identity"])          # the clock: t = 0
+    y1 = sub.forward([L], x, np.random.default_rng(1), ["identity"], t=3.15e7)  # one year later
+    # drift (t/t0)^−ν with ν ≥ 0.049 over a year shrinks outputs by ≥ 1 − (1.6e6)^−0.049 ≈ 50 %
+    assert np.abs(y1).mean() < 0.8 * np.abs(y0).mean()
+    with pytest.raises(ValueError, match="t="):
+        sub.forward([L], x, np.random.default_rng(1), ["identity"], t=-1.0)

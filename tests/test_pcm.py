@@ -129,8 +129,7 @@ def _mean_abs_output(t, comp, seeds=range(4)):
         sub = substrates.get("pcm", drift_compensation=comp, device_seed=s)
         r = np.random.default_rng(s)
         prog = sub.program([DenseWeights(W, np.zeros((1, 128)))], r)
-        sub.t = t
-        outs.append(np.abs(sub.run(prog, x, r, ["identity"])).mean())
+        outs.append(np.abs(sub.run(prog, x, r, ["identity"], t=t)).mean())
     return np.mean(outs)
 
 
