@@ -14,6 +14,9 @@
 * Everything random flows from ``seed`` through independent streams (model
   init, learner, data, device noise), so the same seed gives the same history
   (wall time aside).
+* A learner's ``step`` may return ``(state, losses, info)``: the scalar entries
+  of ``info`` (residuals, alignment cosines, …) become extra history columns,
+  averaged over the steps since the previous row.
 * All arguments are validated — names, parameters, shape compatibility —
   before any compute starts; bad input raises ``ValueError``.
 """
@@ -206,6 +209,7 @@ def run(task="digits", model=None, substrate="ideal", learner="openes", budget: 
     next_log = 0
     step = 0
     train_losses = []
+    step_info: Dict[str, list] = {}  # learner-reported scalars since the last row
 
     def log_row(theta):
         row = {"step": step, "evaluations": problem.evaluations}
@@ -215,6 +219,9 @@ def run(task="digits", model=None, substrate="ideal", learner="openes", budget: 
         row["train_loss"] = float(np.mean(train_losses)) if train_losses else float("nan")
         row.update(_monitor(b, theta, rng_mon))
         row["wall_time"] = time.perf_counter() - t0
+        for k, v in step_info.items():
+            row.setdefault(k, float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan"))
+        step_info.clear()
         rows.append(row)
         return row
 
@@ -226,7 +233,12 @@ def run(task="digits", model=None, substrate="ideal", learner="openes", budget: 
             problem.set_batch(x, y)
             before = problem.evaluations
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below
-                state, losses = b.learner.step(state, problem)
+                out = b.learner.step(state, problem)
+            state, losses = out[0], out[1]
+            # optional third item: a dict of scalars logged as extra history columns (mean since the last row)
+            for k, v in (out[2] if len(out) > 2 and out[2] else {}).items():
+                if np.ndim(v) == 0:
+                    step_info.setdefault(str(k), []).append(float(v))
             step += 1
             losses = np.asarray(losses, dtype=np.float64)
             theta = b.learner.center(state)
