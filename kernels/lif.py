@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "prefer_event",
+__all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "prefer_event", "is_binary",
            "EVENT_MAX_DENSITY", "CHUNK", "BLOCK_M"]
 
 #: neurons per parallel work item of the LIF scan
@@ -175,6 +175,20 @@ def leaky_integrate(z: np.ndarray, T: int, beta: float, record_mem: bool = False
 #: input density below which the event-driven accumulate beats one GEMM of the
 #: same product (measured crossover, see experiments/bench/bench_lif_opennm.py)
 EVENT_MAX_DENSITY = 0.08
+
+
+@njit(cache=True)
+def _is_binary(f):  # pragma: no cover - compiled
+    for k in range(f.size):
+        v = f[k]
+        if v != 0 and v != 1:
+            return False
+    return True
+
+
+def is_binary(a: np.ndarray) -> bool:
+    """True when every value is 0 or 1 (stops at the first other value)."""
+    return bool(_is_binary(np.ascontiguousarray(a).reshape(-1)))
 
 
 def prefer_event(nnz: int, size: int, n: int) -> bool:

@@ -289,3 +289,15 @@ def test_time_resolved_input_must_have_T_steps():
     sub = neurozo.substrates.get("lif", T=5)
     with pytest.raises(ValueError, match="T=5"):
         sub.neuron.encode(np.zeros((4, 2, 3)), np.random.default_rng(0))
+
+
+def test_rate_coded_input_counts_acs_on_the_first_layer():
+    """Rate-coded inputs are spikes: the first layer accumulates events (ACs), no MACs."""
+    sub = neurozo.substrates.get("lif", T=10, encoding="rate", record=True)
+    model = neurozo.models.get("mlp", sizes=[64, 32, 10])
+    rng = np.random.default_rng(0)
+    x = neurozo.tasks.get("digits").batch(rng, 8)[0]
+    model.forward(model.init(rng), x, sub, rng)
+    tr = sub.neuron.trace
+    assert sub.costs.counts["macs"] == 0
+    assert sub.costs.counts["acs"] == np.count_nonzero(tr["input"]) * 32 + np.count_nonzero(tr["spikes"][0]) * 10

@@ -127,6 +127,7 @@ class LIFNeuron(NeuronModel):
     """Discrete-time LIF neurons over T steps (snnTorch ``Leaky`` semantics)."""
 
     spiking = True
+    input_spiking = False
     energy_pj = {"neuron_updates": 5.5}
 
     def __init__(self, beta: float = 0.9, threshold: float = 1.0, reset: str = "subtract",
@@ -142,6 +143,9 @@ class LIFNeuron(NeuronModel):
     def encode(self, x, rng):
         p = self.params
         h = encode_input(x, p.T, p.encoding, p.gain, rng)
+        # spike input (rate/latency code, or a 0/1 time-resolved input): the first layer accumulates
+        # events (ACs), chosen by the substrate from this flag
+        self.input_spiking = p.encoding != "current" if np.ndim(x) == 2 else lif_k.is_binary(h)
         if p.record:
             self.trace = {"input": h[0], "spikes": [], "membrane": [], "counts": []}
         return h

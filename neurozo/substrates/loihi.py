@@ -142,7 +142,7 @@ class LoihiSynapse(SynapseModel):
         x2 = x.reshape(x.shape[0], -1, x.shape[-1])
         m, n = prog.shape
         P = prog.P
-        binary = spiking or bool(np.all((x2 == 0) | (x2 == 1)))
+        binary = spiking or lif_k.is_binary(x2)
         nnz = np.count_nonzero(x2)
         # integer sums are exact in float32 while |Σ| ≤ 256·(n + 1) < 2^24 (spikes), else float64
         dt = np.float32 if binary and 256 * (n + 1) < 2 ** 24 else np.float64
@@ -198,6 +198,7 @@ class LoihiNeuron(NeuronModel):
     """Loihi-1 fixed-point LIF (Lava ``PyLifModelBitAcc``), dendritic input delayed one step."""
 
     spiking = True
+    input_spiking = False
     energy_pj = LOIHI_PJ
 
     def __init__(self, du: int = 4095, dv: int = 410, vth: int = 64, bias_mant: int = 0, bias_exp: int = 0,
@@ -224,6 +225,7 @@ class LoihiNeuron(NeuronModel):
             h = coding_k.rate_code(x, p.T, int(rng.integers(0, 2**63 - 1)), p.gain)[None]
         else:
             h = coding_k.latency_code(np.asarray(x, np.float64) * p.gain, p.T)[None]
+        self.input_spiking = lif_k.is_binary(h)
         if p.record:
             self.trace = {"input": h[0], "spikes": [], "membrane": [], "current": [], "counts": []}
         return h
