@@ -47,7 +47,7 @@ class OpenESParams:
         check_float("sigma", self.sigma, 0, lo_open=True)
         check_float("weight_decay", self.weight_decay, 0)
         check_float("sigma_decay", self.sigma_decay, 0, 1, lo_open=True)
-        check_float("sigma_min", self.sigma_min, 0)
+        check_float("sigma_min", self.sigma_min, 0, self.sigma)  # the schedule's floor: 0 <= σ_min <= σ
         Optimizer(self.optimizer, self.lr)  # validates optimizer and lr
 
 
@@ -84,14 +84,19 @@ class OpenES(Learner):
             eps = rng.standard_normal((p.popsize, D))
         return Members(state.mean[None] + state.sigma * eps), replace(state, eps=eps)
 
-    def tell(self, state, population, losses):
+    def gradient(self, state, losses) -> np.ndarray:
+        """g = Σ_i f̃_i ε_i / (N σ) from the step's probes (before weight decay)."""
         p = self.params
         losses = np.asarray(losses, dtype=np.float64)
         if p.rank_shaping:
             f = centered_ranks(losses)
         else:
             f = (losses - losses.mean()) / (losses.std() + 1e-12)
-        g = f @ state.eps / (p.popsize * state.sigma)
+        return f @ state.eps / (p.popsize * state.sigma)
+
+    def tell(self, state, population, losses):
+        p = self.params
+        g = self.gradient(state, losses)
         if p.weight_decay:
             g = g + p.weight_decay * state.mean
         delta, opt = self.opt.update(state.opt, g)
