@@ -79,7 +79,7 @@ from ._validate import check_int, fail
 from .config import COMPONENTS, RUN_KEYS, canonical_json
 from .store import ResultStore
 
-__all__ = ["SweepSpec", "SweepRun", "SweepResult", "load_spec", "plan", "run_sweep", "resolve_out",
+__all__ = ["SweepSpec", "SweepRun", "SweepResult", "load_spec", "parse_overrides", "plan", "run_sweep", "resolve_out",
            "add_cli_commands", "SPEC_KEYS", "REPORT_KEYS"]
 
 #: top-level keys a sweep spec may have
@@ -207,14 +207,58 @@ def _check_path(path: str, where: str, problems: _Problems) -> bool:
     return True
 
 
-def load_spec(spec, name: Optional[str] = None) -> SweepSpec:
+def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
+    """``["base.budget=2000", "grid.seed=[0, 1]"]`` → nested dict; values are TOML (strings may go unquoted)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover
+        import tomli as tomllib
+    out: Dict[str, Any] = {}
+    for item in items or []:
+        if not isinstance(item, str) or "=" not in item:
+            fail("--set", item, "must look like section.key=value, e.g. base.budget=2000 or grid.seed=[0, 1]")
+        key, text = item.split("=", 1)
+        try:
+            val = tomllib.loads(f"v = {text.strip()}")["v"]
+        except Exception:
+            val = text.strip()
+        parts = [p.strip() for p in key.strip().split(".")]
+        if any(not p for p in parts):
+            fail("--set", item, "the key must be a dotted path such as base.learner.sigma")
+        d = out
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+            if not isinstance(d, dict):
+                fail("--set", item, f"{p!r} is set to a value and used as a table")
+        d[parts[-1]] = val
+    return out
+
+
+def _deep_merge(base: Dict[str, Any], over: Mapping[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        cur = out.get(k)
+        if isinstance(v, Mapping) and isinstance(cur, str) and "name" not in v:
+            cur = {"name": cur}  # a component given by name, now with parameters
+        if isinstance(v, Mapping) and isinstance(cur, Mapping):
+            out[k] = _deep_merge(dict(cur), v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_spec(spec, name: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None) -> SweepSpec:
     """Parse and shape-check a spec (a TOML path or a dict). Raises one ``ValueError`` listing every problem.
 
+    ``overrides`` (a nested dict, e.g. from ``parse_overrides``) is merged into
+    the spec first: ``{"base": {"budget": 2000}, "grid": {"seed": [0]}}``.
     This checks the spec's own keys and types; ``plan`` then validates every
     expanded run config before anything runs.
     """
     source = None
     if isinstance(spec, SweepSpec):
+        if overrides:
+            fail("overrides", overrides, "apply overrides to a TOML path or a dict, not a parsed SweepSpec")
         return spec
     if isinstance(spec, (str, os.PathLike)):
         source = str(spec)
@@ -225,6 +269,10 @@ def load_spec(spec, name: Optional[str] = None) -> SweepSpec:
         data = copy.deepcopy(dict(spec))
     else:
         fail("spec", spec, "must be a TOML file path or a dict")
+    if overrides:
+        if not isinstance(overrides, Mapping):
+            fail("overrides", overrides, "must be a nested dict such as {'base': {'budget': 2000}}")
+        data = _deep_merge(data, overrides)
     where = repr(source) if source else "(dict)"
     problems = _Problems()
 
@@ -352,7 +400,8 @@ def _config(base: Mapping[str, Any], point: Mapping[str, Any]) -> Dict[str, Any]
     return cfg
 
 
-def plan(spec, name: Optional[str] = None) -> Tuple[SweepSpec, List[SweepRun]]:
+def plan(spec, name: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None
+         ) -> Tuple[SweepSpec, List[SweepRun]]:
     """Parse ``spec`` and validate every expanded run (no compute). Returns (spec, runs).
 
     Raises one ``ValueError`` that lists every problem: the spec's own keys
@@ -361,7 +410,7 @@ def plan(spec, name: Optional[str] = None) -> Tuple[SweepSpec, List[SweepRun]]:
     """
     from .run import build
 
-    spec = load_spec(spec, name)
+    spec = load_spec(spec, name, overrides)
     where = repr(spec.source) if spec.source else "(dict)"
     problems = _Problems()
     seen_msgs: Dict[str, List[str]] = {}
@@ -538,7 +587,8 @@ def run_sweep(spec, root="results", out: Optional[str] = None, scheduler: Option
               client=None, n_workers: Optional[int] = None, numba_threads: Optional[int] = None,
               retries: int = 3, rerun_failed: bool = False, progress: Optional[bool] = None,
               callbacks: Iterable[Callable[[Dict[str, Any], "SweepResult"], Any]] = (),
-              verbose: bool = True, name: Optional[str] = None) -> SweepResult:
+              verbose: bool = True, name: Optional[str] = None,
+              overrides: Optional[Mapping[str, Any]] = None) -> SweepResult:
     """Validate, plan and run (or resume) a sweep; returns a :class:`SweepResult`.
 
     Parameters
@@ -557,8 +607,9 @@ def run_sweep(spec, root="results", out: Optional[str] = None, scheduler: Option
         ``distributed.scheduler.allowed-failures``).
     rerun_failed : also rerun keys whose record has status ``failed``.
     callbacks : ``cb(summary, sweep_result)`` after each finished run; True stops the sweep.
+    overrides : nested dict merged into the spec first (``neurozo sweep --set``).
     """
-    spec, runs = plan(spec, name)
+    spec, runs = plan(spec, name, overrides)
     retries = check_int("retries", retries, 0)
     if n_workers is not None:
         n_workers = check_int("n_workers", n_workers, 1)
@@ -708,8 +759,9 @@ def _drive(client, todo: List[SweepRun], runs_dir: Path, numba_threads, store: R
 
 
 def cmd_sweep(args) -> int:
+    overrides = parse_overrides(args.set)
     if args.dry_run:
-        spec, runs = plan(args.file)
+        spec, runs = plan(args.file, overrides=overrides)
         directory = resolve_out(args.out, spec.out)
         store = ResultStore(directory / RUNS) if (directory / RUNS).exists() else None
         done = sum(1 for r in runs if store is not None and store.exists(r.key))
@@ -721,7 +773,7 @@ def cmd_sweep(args) -> int:
             print(f"  ... {len(runs) - args.show} more")
         return 0
     try:
-        res = run_sweep(args.file, root=args.out, scheduler=args.scheduler, n_workers=args.workers,
+        res = run_sweep(args.file, root=args.out, overrides=overrides, scheduler=args.scheduler, n_workers=args.workers,
                         numba_threads=args.numba_threads, retries=args.retries,
                         rerun_failed=args.rerun_failed, progress=False if args.no_progress else None)
     except KeyboardInterrupt:
@@ -774,6 +826,8 @@ def add_cli_commands(sub) -> None:
     s.add_argument("--retries", type=int, default=3, help="reschedules of a run whose worker died (default 3)")
     s.add_argument("--rerun-failed", dest="rerun_failed", action="store_true",
                    help="also rerun runs recorded as failed")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="change the spec, e.g. base.budget=2000, grid.seed=[0], out=small (repeatable)")
     s.add_argument("--dry-run", dest="dry_run", action="store_true", help="validate and list the runs, run nothing")
     s.add_argument("--show", type=int, default=20, help="runs listed by --dry-run (default 20)")
     s.add_argument("--report", action="store_true", help="write the report (neurozo report) when done")
