@@ -24,7 +24,7 @@ from numba import config as _nb_config
 from numba import cuda
 
 __all__ = ["SIMULATOR", "cupy_or_none", "is_device", "is_cupy", "to_device", "device_empty", "finish",
-           "check_method", "grid1d", "THREADS"]
+           "check_method", "grid1d", "THREADS", "floor_f64", "rint_f64", "mul_f64", "launch"]
 
 #: True when Numba runs CUDA kernels in its Python simulator (set before numba was imported)
 SIMULATOR = bool(_nb_config.ENABLE_CUDASIM)
@@ -100,3 +100,61 @@ def check_method(method: str, allowed=("auto", "numba", "cupy")) -> str:
 def grid1d(n: int, threads: int = THREADS):
     """(blocks, threads) covering n elements with one thread each."""
     return max(1, math.ceil(n / threads)), threads
+
+
+# Device helpers that behave exactly like the CPU twins' numpy/LLVM arithmetic. On a real GPU
+# they call libdevice: rint/floor are exact, and ``dmul_rn`` is a multiply the compiler may not
+# contract into an FMA with a following add (the CPU rounds the product and the sum separately).
+# The simulator runs plain numpy, which already rounds every operation.
+if SIMULATOR:
+    @cuda.jit(device=True)
+    def rint_f64(y):  # pragma: no cover - device code
+        return np.rint(y)
+
+    @cuda.jit(device=True)
+    def mul_f64(a, b):  # pragma: no cover - device code
+        return a * b
+
+    @cuda.jit(device=True)
+    def floor_f64(y):  # pragma: no cover - device code
+        """⌊y⌋ as float64 (no int64 overflow for huge |y|), like np.floor."""
+        return np.floor(y)
+else:
+    from numba.cuda import libdevice as _libdevice
+
+    @cuda.jit(device=True)
+    def rint_f64(y):  # pragma: no cover - device code
+        return _libdevice.rint(y)
+
+    @cuda.jit(device=True)
+    def mul_f64(a, b):  # pragma: no cover - device code
+        return _libdevice.dmul_rn(a, b)
+
+    @cuda.jit(device=True)
+    def floor_f64(y):  # pragma: no cover - device code
+        """⌊y⌋ as float64 (no int64 overflow for huge |y|), like np.floor."""
+        return _libdevice.floor(y)
+
+
+def launch(kernel, nthreads: int, *args, outs=()):
+    """Launch a 1-D ``kernel`` over ``nthreads`` on numpy or CuPy arrays alike.
+
+    CuPy arrays are passed zero-copy; numpy arrays are copied to the device, and those
+    whose positions are in ``outs`` are copied back into the same numpy arrays afterwards.
+    """
+    dev_args = []
+    back = []
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray):
+            d = cuda.to_device(np.ascontiguousarray(a))
+            dev_args.append(d)
+            if i in outs:
+                back.append((a, d))
+        elif is_cupy(a):
+            dev_args.append(cuda.as_cuda_array(a))
+        else:
+            dev_args.append(a)
+    blocks, threads = grid1d(max(int(nthreads), 1))
+    kernel[blocks, threads](*dev_args)
+    for a, d in back:
+        a[...] = d.copy_to_host()
