@@ -18,13 +18,14 @@ W ∈ R^{m×n} (aihwkit 1.2, ``rpu_forward_backward_pass.cpp``
     y_i    = ŷ_i · α · red · post_scale + bias_i                       digital output stage
 
 res_in = 2·b_in/(2^{b_DAC} − 2), res_out = 2·b_out/(2^{b_ADC} − 2) (7 and 9 bits,
-b_in = 1, b_out = 12 by default). An all-zero input vector gives y = bias
+b_in = 1, b_out = 12 by default). With abs_max noise management an all-zero input vector gives y = bias
 without a conversion (aihwkit's short cut).
 
 The GEMM runs in BLAS (numpy ``matmul``, float32); the DAC (with α) and the
 output stage (noise, ADC, bound test, rescale and bias) are each one fused
 parallel pass. Output noise is drawn inside the kernel from a counter-based
-generator: a splitmix64 hash of (seed, row, round, index) and Box–Muller, so
+generator: a splitmix64 hash of (seed, row, round, counter) and a 128-layer
+ziggurat (Marsaglia & Tsang 2000), so
 every row's noise depends only on the explicit seed and its position, never on
 the thread count.
 
@@ -70,19 +71,54 @@ def _uniform(key, k):  # pragma: no cover - compiled; k-th uniform in (0, 1] of 
     return ((_mix(key + (np.uint64(k) + np.uint64(1)) * _GOLD) >> np.uint64(11)) + np.uint64(1)) * _INV53
 
 
+def _zig_tables(C=128, R=3.442619855899, V=9.91256303526217e-3):
+    """Ziggurat layer tables (Marsaglia & Tsang 2000, in Doornik's ZIGNOR form, 128 layers)."""
+    x = np.zeros(C + 1)
+    f = math.exp(-0.5 * R * R)
+    x[0] = V / f
+    x[1] = R
+    for i in range(2, C):
+        x[i] = math.sqrt(-2.0 * math.log(V / x[i - 1] + f))
+        f = math.exp(-0.5 * x[i] * x[i])
+    return x, x[1:] / x[:-1], R
+
+
+_ZX, _ZR, _ZTAIL = _zig_tables()
+
+
+@njit(inline="always", cache=True)
+def _normal(key, k, zx, zr):  # pragma: no cover - compiled; (normal, next counter)
+    while True:
+        h = _mix(key + (np.uint64(k) + np.uint64(1)) * _GOLD)
+        k += 1
+        i = np.int64(h & np.uint64(127))
+        u = 2.0 * ((h >> np.uint64(11)) * _INV53) - 1.0
+        if abs(u) < zr[i]:
+            return u * zx[i], k
+        if i == 0:  # the tail beyond R
+            while True:
+                xx = math.log(_uniform(key, k)) / _ZTAIL
+                yy = math.log(_uniform(key, k + 1))
+                k += 2
+                if -2.0 * yy >= xx * xx:
+                    return (xx - _ZTAIL) if u < 0 else (_ZTAIL - xx), k
+        xv = u * zx[i]
+        f0 = math.exp(-0.5 * (zx[i] * zx[i] - xv * xv))
+        f1 = math.exp(-0.5 * (zx[i + 1] * zx[i + 1] - xv * xv))
+        if f1 + _uniform(key, k) * (f0 - f1) < 1.0:
+            return xv, k + 1
+        k += 1
+
+
 @njit(parallel=True, fastmath=False, cache=True)
-def _normal_fill(out, seed):  # pragma: no cover - compiled
+def _normal_fill(out, seed, zx, zr):  # pragma: no cover - compiled
     R, m = out.shape
     for r in prange(R):
         key = _key(seed, r, 0)
         k = 0
-        for i in range(0, m, 2):
-            rad = math.sqrt(-2.0 * math.log(_uniform(key, k)))
-            th = _TWO_PI * _uniform(key, k + 1)
-            k += 2
-            out[r, i] = rad * math.cos(th)
-            if i + 1 < m:
-                out[r, i + 1] = rad * math.sin(th)
+        for i in range(m):
+            g, k = _normal(key, k, zx, zr)
+            out[r, i] = g
     return out
 
 
@@ -91,7 +127,7 @@ def normal_fill(shape, seed: int, dtype=np.float64) -> np.ndarray:
     shape = tuple(int(s) for s in np.atleast_1d(shape))
     m = shape[-1] if shape else 1
     out = np.empty((int(np.prod(shape[:-1])) if len(shape) > 1 else 1, m), dtype=dtype)
-    return _normal_fill(out, np.uint64(int(seed) % 2**64)).reshape(shape)
+    return _normal_fill(out, np.uint64(int(seed) % 2**64), _ZX, _ZR).reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,24 +145,26 @@ def _dac_rows(x, rows, red, nm, res, bound, alpha, out):  # pragma: no cover - c
                 v = abs(x[r, j])
                 if v > a:
                     a = v
-            if a == 0.0:
-                a = 1.0
-        alpha[k] = a
+        alpha[k] = a                          # 0 marks an all-zero vector (no conversion)
+        if a == 0.0:
+            a = 1.0
         s = 1.0 / (a * red[k])
-        for j in range(n):
-            v = x[r, j] * s
-            if res > 0:
-                v = np.rint(v / res) * res
-            if v > bound:
-                v = bound
-            elif v < -bound:
-                v = -bound
-            out[k, j] = v
+        if res > 0:
+            sr = s / res
+            for j in range(n):
+                out[k, j] = min(max(np.rint(x[r, j] * sr) * res, -bound), bound)
+        else:
+            for j in range(n):
+                out[k, j] = min(max(x[r, j] * s, -bound), bound)
     return out
 
 
 def dac(x2: np.ndarray, res: float, bound: float, noise_management: bool = True, red=None, rows=None):
-    """Quantised, normalised inputs x̂ (K, n) and α (K,) for rows ``rows`` of x2 (R, n)."""
+    """Quantised, normalised inputs x̂ (K, n) and α (K,) for rows ``rows`` of x2 (R, n).
+
+    α = max|x| per row with noise management (0 for an all-zero row, which is then
+    normalised by 1), else 1.
+    """
     x2 = np.ascontiguousarray(x2, dtype=np.float32)
     if rows is None:
         rows = np.arange(x2.shape[0], dtype=np.int64)
@@ -142,10 +180,11 @@ def dac(x2: np.ndarray, res: float, bound: float, noise_management: bool = True,
 # Output stage: noise, ADC, bound test, rescale, bias — one pass per row
 # ---------------------------------------------------------------------------------------------
 @njit(parallel=True, fastmath=False, cache=True)
-def _adc_rows(z, out, dst, member, rowscale, bias, wstd, out_noise, res, bound, seed, keys, rnd,
+def _adc_rows(z, out, dst, member, rowscale, bias, wstd, out_noise, res, bound, seed, keys, rnd, zx, zr,
               passed):  # pragma: no cover - compiled
     m = z.shape[1]
     has_w = wstd.size > 0
+    inv = 1.0 / res if res > 0 else 0.0
     for k in prange(z.shape[0]):
         d = dst[k]
         p = member[k]
@@ -153,31 +192,25 @@ def _adc_rows(z, out, dst, member, rowscale, bias, wstd, out_noise, res, bound, 
         if has_w:
             sd = math.sqrt(out_noise * out_noise + wstd[k] * wstd[k])
         key = _key(seed, keys[k], rnd)
-        ok = True
-        sc = rowscale[k]
-        for i in range(0, m, 2):
-            g0 = 0.0
-            g1 = 0.0
-            if sd > 0:
-                rad = math.sqrt(-2.0 * math.log(_uniform(key, i)))
-                th = _TWO_PI * _uniform(key, i + 1)
-                g0 = rad * math.cos(th) * sd
-                g1 = rad * math.sin(th) * sd
-            for h in range(2):
-                ii = i + h
-                if ii >= m:
-                    break
-                v = z[k, ii] + (g0 if h == 0 else g1)
-                if res > 0:
-                    v = np.rint(v / res) * res
-                if v > bound:
-                    v = bound
-                    ok = False
-                elif v < -bound:
-                    v = -bound
-                    ok = False
-                out[d, ii] = v * sc + bias[p, ii]
-        passed[k] = ok
+        buf = np.empty(m)
+        if sd > 0:
+            c = 0
+            for i in range(m):
+                g, c = _normal(key, c, zx, zr)
+                buf[i] = z[k, i] + sd * g
+        else:
+            for i in range(m):
+                buf[i] = z[k, i]
+        if res > 0:
+            for i in range(m):
+                buf[i] = np.rint(buf[i] * inv) * res
+        hit = 0
+        for i in range(m):
+            v = buf[i]
+            hit += (v > bound) | (v < -bound)
+            v = min(max(v, -bound), bound)
+            out[d, i] = v * rowscale[k] + bias[p, i]
+        passed[k] = hit == 0
     return passed
 
 
@@ -223,7 +256,8 @@ def analog_mvm(x: np.ndarray, W: np.ndarray, *, inp_res: float, inp_bound: float
     # round 1: every vector
     red = 1.0
     xq, alpha = dac(xf, inp_res, inp_bound, noise_management)
-    nz = np.abs(xf).max(axis=1) > 0 if n else np.zeros(Px * R, bool)
+    nz = alpha > 0                       # aihwkit short cut: an all-zero vector (with abs_max) is not converted
+    alpha = np.where(nz, alpha, 1.0)
     z = np.matmul(xq.reshape(Px, R, n), W.transpose(0, 2, 1))          # (P, R, m)
     if z.shape != (P, R, m):
         z = np.broadcast_to(z, (P, R, m)).copy()
@@ -240,7 +274,7 @@ def analog_mvm(x: np.ndarray, W: np.ndarray, *, inp_res: float, inp_bound: float
     passed = np.empty(P * R, dtype=np.bool_)
     keys = np.arange(P * R, dtype=np.int64)
     _adc_rows(z, y, keys, member, rowscale, bias, wstd, float(out_noise), float(out_res), float(out_bound),
-              seed, keys, 0, passed)
+              seed, keys, 0, _ZX, _ZR, passed)
     nzr = nz[rowsrc]
     rounds[nzr] = 1
     passed |= ~nzr
@@ -257,6 +291,7 @@ def analog_mvm(x: np.ndarray, W: np.ndarray, *, inp_res: float, inp_bound: float
         idx = np.nonzero(~passed)[0]
         src = rowsrc[idx]
         xq_s, a_s = dac(xf, inp_res, inp_bound, noise_management, np.full(idx.size, red), src)
+        a_s = np.where(a_s > 0, a_s, 1.0)
         z_s = np.empty((idx.size, m), dtype=np.float32)
         mem = member[idx]
         for p in np.unique(mem):
@@ -268,7 +303,7 @@ def analog_mvm(x: np.ndarray, W: np.ndarray, *, inp_res: float, inp_bound: float
         rs = (a_s * red * post[mem]).astype(np.float64)
         ok = np.empty(idx.size, dtype=np.bool_)
         _adc_rows(z_s, y, idx.astype(np.int64), mem, rs, bias, wstd_s, float(out_noise), float(out_res),
-                  float(out_bound), seed, idx.astype(np.int64), rnd, ok)
+                  float(out_bound), seed, idx.astype(np.int64), rnd, _ZX, _ZR, ok)
         rounds[idx] += 1
         passed[idx] = ok
     return y.reshape(P, R, m), rounds.reshape(P, R)

@@ -296,3 +296,18 @@ def test_forward_reads_at_time_t():
     assert np.abs(y1).mean() < 0.8 * np.abs(y0).mean()
     with pytest.raises(ValueError, match="t="):
         sub.forward([L], x, np.random.default_rng(1), ["identity"], t=-1.0)
+
+
+def test_counter_based_normals_are_standard_normal():
+    # 10⁶ ziggurat draws: mean, variance and kurtosis within 4 standard errors, and a KS test
+    from scipy import stats
+
+    z = xk.normal_fill((1000, 1000), 42).ravel()
+    n = z.size
+    assert abs(z.mean()) < 4 / math.sqrt(n)
+    assert abs(z.var() - 1) < 4 * math.sqrt(2 / n)
+    assert abs(stats.kurtosis(z)) < 4 * math.sqrt(24 / n)
+    assert stats.kstest(z[:100_000], "norm").pvalue > 1e-3
+    tail = np.mean(np.abs(z) > 3.5)                 # beyond the ziggurat's base strip (R = 3.44)
+    p = 2 * stats.norm.sf(3.5)
+    assert abs(tail - p) < 4 * math.sqrt(p / n)
