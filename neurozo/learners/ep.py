@@ -1,0 +1,319 @@
+"""Equilibrium propagation — Scellier & Bengio (2017); holomorphic EP: Laborieux & Zenke
+(2022), "Holomorphic equilibrium propagation computes exact gradients through finite size
+oscillations"; untied weights with Jacobian homeostasis: Laborieux & Zenke (2024).
+
+The network (``models.energy.EnergyNet``) relaxes on the substrate to a free fixed
+point u*₀ (T1 steps), then, nudged at its output by F_out += β·∂ℓ/∂r_out, to u*_β
+(T2 steps from u*₀). The neuronal error d ≈ dφ(u*_β)/dβ at β = 0 is estimated by
+
+    one_sided    d = (φ(u*_β) − φ(u*₀))/β                          bias O(β)
+    symmetric    d = (φ(u*_β) − φ(u*_−β))/(2β)                      bias O(β²)
+    holomorphic  d = (1/N) Σ_k (φ(u*_{β_k}) − φ(u*₀))/β_k,  β_k = |β|·e^{2πik/N}
+                 (complex states; bias O(|β|^N)). For real θ, u*_{β̄} = conj(u*_β), so
+                 only k ≤ N/2 are relaxed: real β_k once, a conjugate pair as 2·Re(·)
+    continuous   one relaxation with β_t = |β|·e^{2πit/T2} rotating, T2 steps a period,
+                 ``periods`` periods; d = Re Σ_t (φ(u_t) − φ(u*₀))/β_t / T2 over the last
+    rbp          the exact gradient δ (recurrent backprop, below) — the BP baseline
+
+and the weights learn locally, ΔW_pre→post ∝ −d_post·r_preᵀ (r at the free fixed
+point; biases −d; the readout by its own gradient (softmax − onehot)·r_outᵀ).
+With symmetric weights d = δ as β → 0; untied weights bias d, which Jacobian
+homeostasis (``ep_homeostasis``, weight λ = ``homeostasis``) reduces.
+
+Reference (measured, not used to learn unless estimator="rbp"): recurrent backprop
+δ = −J⁻ᵀ·∂ℓ/∂u, J = ∂F/∂u = W_rec·diag(φ'(u*)) − I, by iterating
+δ ← δ + Jᵀδ + ∂ℓ/∂u with θ's weights at the free fixed point. Every step logs
+cos(d_k, δ_k) per state layer and cos of the weight gradients (``align_every``).
+
+Budget: one evaluation = one relaxation phase of one mini-batch on the substrate
+(the free phase, each real nudged phase); a complex phase is two evaluations (real
+and imaginary parts are two reads of every product). Per step: one_sided 2,
+symmetric 3, holomorphic N + 1, continuous 1 + 2·periods, rbp 2 (the backward
+relaxation is done digitally; its MACs are counted). Homeostasis JVPs are not
+mini-batch evaluations; their reads count MACs.
+
+Non-convergence: the residual ‖F(u)‖/√N of the free and nudged phases is logged every
+step (``residual_free``, ``residual_nudged``, ``nonconverged`` = fraction of the
+batch above the model's ``tol`` after T1 steps). ``nonconverged="skip"`` drops those
+examples from the update, ``"raise"`` stops with an error, ``"report"`` (default)
+keeps them and logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from kernels import ep as ep_k
+
+from .._validate import check_choice, check_float, check_int, fail
+from . import registry
+from .base import BaseState, Learner, step_rng
+from .ep_homeostasis import JacobianHomeostasis, symmetry_ratio
+from .optim import Optimizer, OptState
+
+__all__ = ["EP", "EPParams", "recurrent_backprop", "ep_error"]
+
+ESTIMATORS = ["one_sided", "symmetric", "holomorphic", "continuous", "rbp"]
+
+
+@dataclass(frozen=True)
+class EPParams:
+    estimator: str = "holomorphic"
+    beta: float = 0.5
+    N: int = 4
+    T2: int = 20
+    periods: int = 2
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    homeostasis: float = 0.0
+    homeostasis_samples: int = 5
+    homeostasis_jvp: str = "device"
+    align_every: int = 1
+    rbp_steps: int = 500
+    nonconverged: str = "report"
+
+    def __post_init__(self):
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        check_float("beta", self.beta)
+        if self.estimator != "rbp" and self.beta == 0:
+            fail("beta", self.beta, f"must be nonzero: the {self.estimator} estimator divides by β")
+        check_int("N", self.N, 1)
+        check_int("T2", self.T2, 1)
+        check_int("periods", self.periods, 1)
+        check_float("weight_decay", self.weight_decay, 0)
+        check_float("homeostasis", self.homeostasis, 0)
+        check_int("homeostasis_samples", self.homeostasis_samples, 1)
+        check_choice("homeostasis_jvp", self.homeostasis_jvp, ["device", "closed"])
+        check_int("align_every", self.align_every, 0)
+        check_int("rbp_steps", self.rbp_steps, 1)
+        check_choice("nonconverged", self.nonconverged, ["report", "skip", "raise"])
+        Optimizer(self.optimizer, self.lr, momentum=self.momentum)  # validates optimizer, lr, momentum
+
+
+@dataclass(frozen=True)
+class EPState(BaseState):
+    opt: OptState = None
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(np.vdot(a, b).real / (na * nb)) if na > 0 and nb > 0 else float("nan")
+
+
+def recurrent_backprop(model, theta: np.ndarray, u: List[np.ndarray], g_r: np.ndarray, steps: int = 500,
+                       tol: float = 1e-10) -> Tuple[List[np.ndarray], float]:
+    """δ = −J⁻ᵀ·∂ℓ/∂u at the fixed point u (per layer (B, n_k)) by δ ← φ'(u)⊙(W_recᵀδ) + ∂ℓ/∂u.
+
+    g_r is ∂ℓ/∂r of the last layer (B, n_{L−1}); θ's weights are used. Stops when the RMS
+    change of δ is ≤ tol·RMS(δ). Returns (δ per layer, last relative RMS change — the
+    iteration's non-convergence measure).
+    """
+    L = model.L
+    D = [ep_k.phi_prime(model.activation, np.real(a)) for a in u]
+    g_u = [np.zeros_like(a) for a in D]
+    g_u[-1] = D[-1] * g_r
+    W = [model.view(theta, f"W{k}") for k in range(L)]
+    Bk = [model.feedback(theta, k) for k in range(L - 1)]
+    delta = [a.copy() for a in g_u]
+    change = float("inf")
+    for _ in range(steps):
+        new = []
+        for k in range(L):
+            s = np.zeros_like(delta[k])
+            if k < L - 1:
+                s += delta[k + 1] @ W[k + 1]
+            if k > 0:
+                s += delta[k - 1] @ Bk[k - 1]
+            new.append(D[k] * s + g_u[k])
+        num = sum(np.sum((a - b) ** 2) for a, b in zip(new, delta))
+        den = sum(np.sum(a * a) for a in new)
+        change = float(np.sqrt(num / den)) if den > 0 else 0.0
+        delta = new
+        if change <= tol:
+            break
+    return delta, change
+
+
+def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: float, N: int, T2: int,
+             periods: int = 2) -> Tuple[List[np.ndarray], int, float]:
+    """EP neuronal error d per layer (B, n_k) from the free state ``free`` (a ``Relaxation``).
+
+    Returns (d, evaluations used, max residual of the nudged phases).
+    """
+    r0 = [a[0] for a in free.r]
+    res = 0.0
+
+    def nudged(b, steps=T2, **kw):
+        nonlocal res
+        rel = model.relax(prog, x, substrate, rng, steps=steps, u0=free.u, beta=b, y=y, **kw)
+        res = max(res, rel.max_residual)
+        return [a[0] for a in rel.r]
+
+    if estimator == "one_sided":
+        rp = nudged(beta)
+        return [(a - b) / beta for a, b in zip(rp, r0)], 1, res
+    if estimator == "symmetric":
+        rp, rm = nudged(beta), nudged(-beta)
+        return [(a - b) / (2 * beta) for a, b in zip(rp, rm)], 2, res
+    if estimator == "holomorphic":
+        rad = abs(beta)
+        d = [np.zeros_like(a) for a in r0]
+        evals = 0
+        for k in range(N // 2 + 1):
+            if 2 * k == N and N > 1 or k == 0:        # real points: β = |β|, and −|β| when N is even
+                bk = rad if k == 0 else -rad
+                rk = nudged(bk)
+                for dd, a, b in zip(d, rk, r0):
+                    dd += (a - b) / bk
+                evals += 1
+            else:                                      # a conjugate pair k, N − k
+                bk = rad * np.exp(2j * np.pi * k / N)
+                rk = nudged(bk)
+                for dd, a, b in zip(d, rk, r0):
+                    dd += 2.0 * ((a - b) / bk).real
+                evals += 2
+        return [dd / N for dd in d], evals, res
+    if estimator == "continuous":
+        total = T2 * periods
+        t = np.arange(1, total + 1)
+        betas = abs(beta) * np.exp(2j * np.pi * t / T2)
+        acc = [np.zeros(a.shape, np.complex128) for a in r0]
+        start = total - T2
+
+        def on_step(step, r):
+            if step > start:
+                for a, rr, b in zip(acc, r, r0):
+                    a += (rr[0] - b) / betas[step - 1]
+
+        nudged(betas, steps=total, on_step=on_step)
+        return [a.real / T2 for a in acc], 2 * periods, res
+    raise ValueError(f"estimator={estimator!r} is unknown; allowed: {ESTIMATORS}")  # pragma: no cover
+
+
+@registry.register("ep")
+class EP(Learner):
+    """Equilibrium propagation (one-sided / symmetric / holomorphic / continuous-time) with
+    optional Jacobian homeostasis; needs an ``energy`` model."""
+
+    Params = EPParams
+    category = "gradient-free"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        p = self.params
+        self.opt = Optimizer(p.optimizer, p.lr, momentum=p.momentum)
+        self.homeo = JacobianHomeostasis(p.homeostasis, p.homeostasis_samples, p.homeostasis_jvp)
+
+    @property
+    def evals_per_step(self) -> int:
+        p = self.params
+        return 1 + {"one_sided": 1, "symmetric": 2, "holomorphic": p.N, "continuous": 2 * p.periods,
+                    "rbp": 1}[p.estimator]
+
+    def init(self, theta0, seed):
+        theta0 = np.asarray(theta0, dtype=np.float64)
+        return EPState(mean=theta0.copy(), seed=int(seed), step=0, opt=self.opt.init(theta0.size))
+
+    def ask(self, state):  # pragma: no cover - not a population learner
+        raise NotImplementedError("EP is not a population learner: use step(state, problem)")
+
+    def tell(self, state, population, losses):  # pragma: no cover
+        raise NotImplementedError("EP is not a population learner: use step(state, problem)")
+
+    def step(self, state, problem):
+        p = self.params
+        model, sub = problem.model, problem.substrate
+        if not hasattr(model, "relax"):
+            fail("model", getattr(model, "spec", {}).get("name", type(model).__name__),
+                 "the ep learner needs an energy model ({'name': 'energy', ...})")
+        if p.estimator == "continuous" or (p.estimator == "holomorphic" and p.N > 2):
+            if model.activation not in ep_k.HOLOMORPHIC:
+                fail("model.activation", model.activation, f"the {p.estimator} estimator relaxes complex states: "
+                     f"must be one of {list(ep_k.HOLOMORPHIC)}")
+        theta = state.mean
+        x, y = np.asarray(problem.x), np.asarray(problem.y)
+        rng = problem.device_rng
+        info: Dict[str, float] = {}
+
+        prog = model.program(theta[None], sub, rng)
+        free = model.relax(prog, x, sub, rng)
+        problem.count(1)
+        logits = model.logits(prog, free.r[-1], sub, rng)[0]
+        z = logits - logits.max(axis=-1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=-1))
+        loss = float(np.mean(lse - z[np.arange(len(y)), y]))
+        e = np.exp(z - lse[:, None])
+        e[np.arange(len(y)), y] -= 1.0                       # softmax − onehot (B, C)
+
+        conv = free.converged[0]
+        info["residual_free"] = free.max_residual
+        info["nonconverged"] = float(1.0 - conv.mean())
+        if not conv.all() and p.nonconverged == "raise":
+            raise RuntimeError(f"free relaxation did not converge within T1={model.T1}: residual "
+                               f"{free.max_residual:.3g} > tol={model.tol:g} for {int((~conv).sum())} examples")
+        keep = conv if p.nonconverged == "skip" else np.ones_like(conv)
+        nb = int(keep.sum())
+
+        r0 = [a[0] for a in free.r]
+        u0 = [a[0] for a in free.u]
+        V = model.view(theta, "Wout")
+        need_rbp = p.estimator == "rbp" or (p.align_every and state.step % p.align_every == 0)
+        delta = None
+        if need_rbp:
+            delta, rbp_change = recurrent_backprop(model, theta, u0, e @ V, steps=p.rbp_steps)
+            info["rbp_residual"] = rbp_change
+        if p.estimator == "rbp":
+            d = delta
+            problem.count(1)
+            sub.costs.add(macs=int(p.rbp_steps * len(y) * sum(np.prod(model.views[f"W{k}"][1])
+                                                              for k in range(1, model.L)) * 2))
+        else:
+            d, used, res = ep_error(model, prog, x, y, free, sub, rng, p.estimator, p.beta, p.N, p.T2, p.periods)
+            problem.count(used)
+            info["residual_nudged"] = res
+
+        def grads(err):
+            w = keep[:, None] / max(nb, 1)
+            pre = [x.astype(np.float64)] + r0[:-1]
+            g_fwd = [(err[k] * w).T @ pre[k] for k in range(model.L)]
+            g_b = [(err[k] * w).sum(0) for k in range(model.L)]
+            g_fbk = [(err[k] * w).T @ r0[k + 1] for k in range(model.L - 1)]
+            return g_fwd, g_b, g_fbk
+
+        g_fwd, g_b, g_fbk = grads(d)
+        w = keep[:, None] / max(nb, 1)
+        g_out = (e * w).T @ r0[-1]
+        g_bout = (e * w).sum(0)
+        zero_out = np.zeros_like(g_out), np.zeros_like(g_bout)
+        g = model.pack_grad(g_fwd, g_b, g_fbk, g_out, g_bout)
+
+        if delta is not None and p.estimator != "rbp":
+            for k in range(model.L):
+                info[f"cos_d{k}"] = _cos(d[k][keep], delta[k][keep])
+            g_rec = model.pack_grad(g_fwd, g_b, g_fbk, *zero_out)
+            g_ref = model.pack_grad(*grads(delta), *zero_out)
+            info["cos_grad"] = _cos(g_rec, g_ref)
+
+        if delta is not None:
+            Md = model.device_recurrent_matrix(prog, sub, rng)
+            if Md is not None:
+                info["symmetry_device"] = symmetry_ratio(Md)
+        if not model.tied:
+            info["symmetry"] = symmetry_ratio(model.recurrent_matrix(theta))
+            if p.homeostasis > 0:
+                lh, gh = self.homeo.loss_and_grad(model, theta, step_rng(state.seed, state.step, 1), sub,
+                                                  prog if p.homeostasis_jvp == "device" else None)
+                info["homeo_loss"] = lh
+                g = g + gh
+        if nb == 0:
+            g = np.zeros_like(g)
+        if p.weight_decay:
+            g = g + p.weight_decay * theta
+        delta_theta, opt = self.opt.update(state.opt, g)
+        new = replace(state, mean=theta + delta_theta, opt=opt, step=state.step + 1)
+        return new, np.array([loss]), info

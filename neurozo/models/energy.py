@@ -1,0 +1,369 @@
+"""Layered recurrent network for equilibrium propagation, forward and feedback weights apart.
+
+Laborieux & Zenke (2022), "Holomorphic equilibrium propagation computes exact
+gradients through finite size oscillations"; Laborieux & Zenke (2024),
+"Improving equilibrium propagation without weight symmetry through Jacobian
+homeostasis".
+
+State layers k = 0 … L−1 of widths sizes[1:-1]; the input x (sizes[0]) is
+clamped and a separate linear softmax readout maps the last state layer to
+sizes[-1] classes. With u_k the pre-activations and r_k = φ(u_k):
+
+    F_k(u) = W_k·r_{k−1} + B_k·r_{k+1} + b_k − u_k        (r_{−1} = x, no B_{L−1})
+    F_{L−1} += β·∂ℓ/∂r_{L−1}  while nudged,  ℓ = CE(softmax(V·r_{L−1} + c), y)
+    ∂ℓ/∂r_{L−1} = Vᵀ·(softmax(V·r_{L−1} + c) − onehot(y))
+
+and the relaxation is explicit Euler from u = 0:  u ← u + dt·F(u)  (dt = 1 is
+the fixed-point iteration u ← W·r + b), all layers updated together, for at
+most T1 steps, stopping early once every example's residual
+‖F(u)‖₂/√N (N state units) is below ``tol``. A relaxation that ends above
+``tol`` is *not converged*: ``forward`` warns and ``relax`` reports it.
+
+Weights: forward W_k (into layer k), feedback B_k (from layer k+1 into layer
+k), readout V (``Wout``) and c (``bout``). ``tied=True`` makes B_k = W_{k+1}ᵀ
+one parameter (symmetric EP); untied feedback starts at angle α from the
+forward weights (Laborieux & Zenke 2024):
+
+    B_k ← sin α·B_k + cos α·W_{k+1}ᵀ        (α = 0°: symmetric, 90°: independent)
+
+with B_k drawn like W_{k+1}ᵀ, so the mix keeps the weights' scale.
+
+θ = [W0, b0, …, W_{L−1}, b_{L−1}, B0, …, B_{L−2} (untied only), Wout, bout].
+
+On a substrate every matrix–vector product is a read of a programmed array:
+forward, feedback, readout and the readout's transpose (the nudge Vᵀ·e) are
+separate arrays (``program``), so on an analog device programming noise makes
+B_k and W_{k+1}ᵀ differ even when θ ties them. Biases are added in the
+(digital) neuron periphery. Complex states (holomorphic EP) are read as two
+real reads, the real and the imaginary part, which is what a device would do.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from kernels import ep as ep_k
+
+from .._validate import check_bool, check_choice, check_float, check_int, fail
+from ..substrates.weights import DenseWeights
+from . import registry
+from .base import Model
+from .population import LowRank, Members, as_population
+
+__all__ = ["EnergyNet", "Programmed", "Relaxation"]
+
+
+@dataclass
+class Programmed:
+    """A population's arrays written to a substrate (see ``EnergyNet.program``)."""
+
+    fwd: List             # L programmed forward arrays, W_k (P, n_k, n_{k−1})
+    fbk: List             # L−1 programmed feedback arrays, B_k (P, n_k, n_{k+1})
+    out: object           # readout V (P, C, n_{L−1})
+    out_t: object         # Vᵀ (P, n_{L−1}, C), for the nudge
+    b: List[np.ndarray]   # biases (P, 1, n_k), added digitally
+    bout: np.ndarray      # (P, 1, C)
+    P: int
+
+
+@dataclass
+class Relaxation:
+    """End state of a relaxation: per layer u, r = φ(u) (P, B, n_k); residual (P, B)."""
+
+    u: List[np.ndarray]
+    r: List[np.ndarray]
+    residual: np.ndarray    # ‖F(u)‖₂/√N per example at the last step
+    steps: int
+    tol: float
+
+    @property
+    def converged(self) -> np.ndarray:
+        return self.residual <= self.tol
+
+    @property
+    def max_residual(self) -> float:
+        return float(np.max(self.residual)) if self.residual.size else 0.0
+
+
+@registry.register("energy")
+class EnergyNet(Model):
+    """Layered recurrent (EP) network: sizes [n_in, state widths..., n_classes], flat θ."""
+
+    def __init__(self, sizes: Sequence[int] = (64, 128, 64, 10), activation: str = "ep_sigmoid",
+                 tied: bool = True, alpha: float = 0.0, init_scale: float = 1.0, T1: int = 150,
+                 dt: float = 1.0, tol: float = 1e-5):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 3:
+            fail("sizes", sizes, "must list at least three widths [n_in, state layer(s)..., n_classes], "
+                                 "e.g. [64, 128, 64, 10]")
+        self.sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
+        self.activation = check_choice("activation", activation, sorted(ep_k.PHI))
+        self.tied = check_bool("tied", tied)
+        self.alpha = check_float("alpha", alpha, 0.0, 180.0)
+        if self.tied and self.alpha != 0.0:
+            fail("alpha", alpha, "must be 0 when tied=true (the feedback is the forward weights' transpose); "
+                                 "set tied=false for an angle")
+        self.init_scale = check_float("init_scale", init_scale, 0, lo_open=True)
+        self.T1 = check_int("T1", T1, 1)
+        self.dt = check_float("dt", dt, 0, 1, lo_open=True)
+        self.tol = check_float("tol", tol, 0)
+        self._params = {"sizes": list(self.sizes), "activation": activation, "tied": tied, "alpha": alpha,
+                        "init_scale": init_scale, "T1": T1, "dt": dt, "tol": tol}
+        self.state_sizes = self.sizes[1:-1]
+        self.L = len(self.state_sizes)
+        self.n_state = int(sum(self.state_sizes))
+        self.views = {}
+        off = 0
+
+        def add(name, shape):
+            nonlocal off
+            size = int(np.prod(shape))
+            self.views[name] = (slice(off, off + size), tuple(shape))
+            off += size
+
+        for k in range(self.L):
+            add(f"W{k}", (self.sizes[k + 1], self.sizes[k]))
+            add(f"b{k}", (self.sizes[k + 1],))
+        if not self.tied:
+            for k in range(self.L - 1):
+                add(f"B{k}", (self.state_sizes[k], self.state_sizes[k + 1]))
+        add("Wout", (self.sizes[-1], self.state_sizes[-1]))
+        add("bout", (self.sizes[-1],))
+        self.n_params = off
+        self.last_relaxation: Optional[Relaxation] = None
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def io_shape(self):
+        return self.sizes[0], self.sizes[-1]
+
+    def init(self, rng):
+        """W ~ U(±1/√n_in)·init_scale (torch.nn.Linear's default), feedback by angle α."""
+        theta = np.zeros(self.n_params)
+        s = self.init_scale
+        for k in range(self.L):
+            n_in = self.sizes[k]
+            bound = s / np.sqrt(n_in)
+            self.view(theta, f"W{k}")[...] = rng.uniform(-bound, bound, self.views[f"W{k}"][1])
+            self.view(theta, f"b{k}")[...] = rng.uniform(-bound, bound, self.views[f"b{k}"][1])
+        if not self.tied:
+            a = np.deg2rad(self.alpha)
+            ca = 0.0 if self.alpha == 90.0 else np.cos(a)
+            for k in range(self.L - 1):
+                Wt = self.view(theta, f"W{k + 1}").T
+                bound = s / np.sqrt(self.sizes[k + 1])       # the scale of W_{k+1}
+                B = rng.uniform(-bound, bound, Wt.shape)
+                self.view(theta, f"B{k}")[...] = np.sin(a) * B + ca * Wt
+        bound = s / np.sqrt(self.state_sizes[-1])
+        self.view(theta, "Wout")[...] = rng.uniform(-bound, bound, self.views["Wout"][1])
+        self.view(theta, "bout")[...] = rng.uniform(-bound, bound, self.views["bout"][1])
+        return theta
+
+    def feedback(self, thetas: np.ndarray, k: int) -> np.ndarray:
+        """B_k (…, n_k, n_{k+1}) of θ (…, D): its own view, or W_{k+1}ᵀ when tied."""
+        if self.tied:
+            return np.swapaxes(self.view(thetas, f"W{k + 1}"), -1, -2)
+        return self.view(thetas, f"B{k}")
+
+    def _assemble(self, W: Sequence[np.ndarray], B: Sequence[np.ndarray]) -> np.ndarray:
+        off = np.concatenate([[0], np.cumsum(self.state_sizes)])
+        M = np.zeros((self.n_state, self.n_state))
+        for k in range(self.L - 1):
+            M[off[k + 1]:off[k + 2], off[k]:off[k + 1]] = W[k + 1]
+            M[off[k]:off[k + 1], off[k + 1]:off[k + 2]] = B[k]
+        return M
+
+    def recurrent_matrix(self, theta: np.ndarray) -> np.ndarray:
+        """W_rec (N, N) of one θ: block (k, k−1) = W_k, block (k, k+1) = B_k; J = ∂F/∂r = W_rec − I."""
+        return self._assemble([self.view(theta, f"W{k}") for k in range(self.L)],
+                              [self.feedback(theta, k) for k in range(self.L - 1)])
+
+    def device_recurrent_matrix(self, prog: "Programmed", substrate, rng) -> Optional[np.ndarray]:
+        """W_rec as programmed on the device (member 0), if the synapse model can report its
+        effective weights (analog crossbars: programming noise, drift, compensation); else None.
+        Not counted in the costs (a diagnostic)."""
+        eff = getattr(substrate.synapse, "effective_weights", None)
+        if eff is None:
+            return None
+        with substrate.costs.paused():
+            W = [None] + [np.asarray(eff(p, substrate.t, rng, substrate.costs))[0] for p in prog.fwd[1:]]
+            B = [np.asarray(eff(p, substrate.t, rng, substrate.costs))[0] for p in prog.fbk]
+        return self._assemble(W, B)
+
+    def pack_grad(self, g_fwd: Sequence[np.ndarray], g_b: Sequence[np.ndarray],
+                  g_fbk: Sequence[np.ndarray], g_out: np.ndarray, g_bout: np.ndarray) -> np.ndarray:
+        """θ-shaped gradient from per-array gradients (tied: B_k's gradient is added to W_{k+1}ᵀ)."""
+        g = np.zeros(self.n_params)
+        for k in range(self.L):
+            self.view(g, f"W{k}")[...] = g_fwd[k]
+            self.view(g, f"b{k}")[...] = g_b[k]
+        for k in range(self.L - 1):
+            if self.tied:
+                self.view(g, f"W{k + 1}")[...] += g_fbk[k].T
+            else:
+                self.view(g, f"B{k}")[...] = g_fbk[k]
+        self.view(g, "Wout")[...] = g_out
+        self.view(g, "bout")[...] = g_bout
+        return g
+
+    def thetas_of(self, population) -> np.ndarray:
+        """(P, D) parameter vectors of a population (low-rank factors are materialised)."""
+        pop = as_population(population)
+        if pop.node_noise is not None:
+            fail("population.node_noise", "given", "the energy model does not take node noise")
+        if isinstance(pop, Members):
+            th = np.asarray(pop.thetas, dtype=np.float64)
+        elif isinstance(pop, LowRank):
+            th = np.asarray(pop.base, dtype=np.float64)[None] + pop.delta
+            for name, (A, B) in pop.factors.items():
+                if name not in self.views:
+                    fail("population.factors", name, f"must name a matrix view of {sorted(self.views)}")
+                v = self.view(th, name)
+                v += pop.scale * np.einsum("pmr,pnr->pmn", A, B)
+        else:  # pragma: no cover - as_population guards
+            fail("population", type(pop).__name__, "must be Members or LowRank")
+        if th.shape[-1] != self.n_params:
+            fail("population", th.shape, f"parameter vectors must have length {self.n_params}")
+        return th
+
+    # ------------------------------------------------------------------ device
+    def program(self, thetas: np.ndarray, substrate, rng) -> Programmed:
+        """Write forward, feedback, readout and readout-transpose arrays of (P, D) θ to the substrate."""
+        if getattr(substrate.neuron, "spiking", False):
+            fail("substrate", substrate.name, "equilibrium propagation needs rate neurons (a non-spiking substrate)")
+        thetas = np.atleast_2d(thetas)
+        P = thetas.shape[0]
+        syn, costs = substrate.synapse, substrate.costs
+        L = self.L
+
+        def prog(W, idx):
+            W = np.ascontiguousarray(W)
+            return syn.program(DenseWeights(W, np.zeros(W.shape[:2])), rng, costs, idx)
+
+        fwd = [prog(self.view(thetas, f"W{k}"), k) for k in range(L)]
+        fbk = [prog(self.feedback(thetas, k), L + k) for k in range(L - 1)]
+        V = self.view(thetas, "Wout")
+        out = prog(V, 2 * L - 1)
+        out_t = prog(np.swapaxes(V, -1, -2), 2 * L)
+        b = [self.view(thetas, f"b{k}")[:, None, :].copy() for k in range(L)]
+        return Programmed(fwd, fbk, out, out_t, b, self.view(thetas, "bout")[:, None, :].copy(), P)
+
+    @staticmethod
+    def read(substrate, programmed, z: np.ndarray, rng) -> np.ndarray:
+        """One product through the synapse model; complex z is read as real and imaginary parts."""
+        syn = substrate.synapse
+        if np.iscomplexobj(z):
+            B = z.shape[-2]
+            y = syn.read(programmed, np.concatenate([z.real, z.imag], axis=-2), rng, substrate.costs,
+                         t=substrate.t)
+            y = np.asarray(y, dtype=np.float64)
+            return y[..., :B, :] + 1j * y[..., B:, :]
+        y = syn.read(programmed, z, rng, substrate.costs, t=substrate.t)
+        return np.asarray(y, dtype=np.float64)
+
+    def logits(self, prog: Programmed, r_last: np.ndarray, substrate, rng) -> np.ndarray:
+        """Readout o = V·r + c (P, B, C)."""
+        return self.read(substrate, prog.out, r_last, rng) + prog.bout
+
+    def output_error(self, prog: Programmed, r_last, y: np.ndarray, substrate, rng):
+        """(logits, e = softmax(o) − onehot(y), ∂ℓ/∂r_last = Vᵀ·e), per example; complex-safe."""
+        o = self.logits(prog, r_last, substrate, rng)
+        z = o - o.real.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        p = e / e.sum(axis=-1, keepdims=True)
+        p[..., np.arange(len(y)), y] -= 1.0
+        return o, p, self.read(substrate, prog.out_t, p, rng)
+
+    def jvp(self, prog: Programmed, eps: Sequence[np.ndarray], substrate, rng) -> List[np.ndarray]:
+        """W_rec·ε on the device, per layer (..., n_k): reads of the forward and feedback arrays."""
+        out = []
+        for k in range(self.L):
+            v = np.zeros(eps[k].shape)
+            if k > 0:
+                v = v + self.read(substrate, prog.fwd[k], eps[k - 1], rng)
+            if k < self.L - 1:
+                v = v + self.read(substrate, prog.fbk[k], eps[k + 1], rng)
+            out.append(v)
+        return out
+
+    # ------------------------------------------------------------- relaxation
+    def relax(self, prog: Programmed, x: np.ndarray, substrate, rng, steps: Optional[int] = None,
+              u0: Optional[Sequence[np.ndarray]] = None, beta=0.0, y: Optional[np.ndarray] = None,
+              complex_state: bool = False, tol: Optional[float] = None,
+              on_step: Optional[Callable[[int, List[np.ndarray]], None]] = None) -> Relaxation:
+        """Relax from u0 (default 0) for at most ``steps`` (default T1) Euler steps on the substrate.
+
+        ``beta`` is the nudge strength: a number (real or complex) or an array of one β per step
+        (continuous-time hEP); a nonzero β needs labels ``y``. ``on_step(t, r)`` is called after
+        every step with the new rates (no early stop then). Early stop when every example's
+        residual is ≤ tol (default the model's).
+        """
+        steps = self.T1 if steps is None else check_int("steps", steps, 1)
+        tol = self.tol if tol is None else tol
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[-1] != self.sizes[0]:
+            fail("x", x.shape, f"inputs must be (batch, {self.sizes[0]}) (model sizes[0])")
+        betas = np.asarray(beta)
+        per_step = betas.ndim == 1
+        if per_step and len(betas) != steps:
+            fail("beta", betas.shape, f"a per-step β must have one value per step ({steps})")
+        cplx = bool(complex_state or np.iscomplexobj(betas))
+        nudged = bool(np.any(betas != 0))
+        if nudged and y is None:
+            fail("y", None, "labels are needed for a nudged relaxation")
+        P, B = prog.P, x.shape[0]
+        dtype = np.complex128 if cplx else np.float64
+        if u0 is None:
+            u = [np.zeros((P, B, n), dtype) for n in self.state_sizes]
+        else:
+            u = [np.array(np.broadcast_to(a, (P, B, n)), dtype=dtype, order="C")
+                 for a, n in zip(u0, self.state_sizes)]
+        r = [ep_k.phi(self.activation, a) for a in u]
+        x1 = np.ascontiguousarray(x[None], dtype=np.float64)
+        res = np.zeros((P, B))
+        early = on_step is None
+        t = 0
+        cost = P * B * self.n_state * (2 if cplx else 1)
+        for t in range(1, steps + 1):
+            drives = []
+            for k in range(self.L):
+                d = self.read(substrate, prog.fwd[k], x1 if k == 0 else r[k - 1], rng) + prog.b[k]
+                if k < self.L - 1:
+                    d = d + self.read(substrate, prog.fbk[k], r[k + 1], rng)
+                drives.append(d)
+            bt = betas[t - 1] if per_step else betas
+            if nudged and bt != 0:
+                _, _, g = self.output_error(prog, r[-1], y, substrate, rng)
+                drives[-1] = drives[-1] + bt * g
+            res[...] = 0.0
+            for k in range(self.L):
+                ep_k.relax_update(u[k], np.ascontiguousarray(drives[k], dtype=dtype), r[k], res, self.dt,
+                                  self.activation)
+            substrate.costs.add(neuron_updates=cost)
+            if on_step is not None:
+                on_step(t, r)
+            if early and np.sqrt(res.max() / self.n_state) <= tol:
+                break
+        return Relaxation(u, r, np.sqrt(res / self.n_state), t, tol)
+
+    def forward(self, population, x, substrate, rng):
+        """Free relaxation (T1 steps) of every member, then the readout: logits (P, B, C).
+
+        Warns if a relaxation did not converge within T1 (residual above ``tol``); the
+        end state is kept in ``last_relaxation``.
+        """
+        thetas = self.thetas_of(population)
+        if x is None or np.ndim(x) != 2 or np.shape(x)[-1] != self.sizes[0]:
+            fail("x", None if x is None else np.shape(x), f"inputs must be (batch, {self.sizes[0]}) (model sizes[0])")
+        prog = self.program(thetas, substrate, rng)
+        rel = self.relax(prog, x, substrate, rng)
+        self.last_relaxation = rel
+        if not rel.converged.all():
+            warnings.warn(f"free relaxation did not converge within T1={self.T1} steps: residual "
+                          f"‖F(u)‖/√N = {rel.max_residual:.3g} > tol={self.tol:g} for "
+                          f"{int((~rel.converged).sum())} of {rel.residual.size} examples",
+                          RuntimeWarning, stacklevel=2)
+        return self.logits(prog, rel.r[-1], substrate, rng)

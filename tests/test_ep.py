@@ -1,0 +1,142 @@
+"""EP learner: inside neurozo.run, budget counting, logged residual/alignment, non-convergence
+handling, the analog substrate, bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import neurozo
+from neurozo.learners.base import Problem
+from neurozo.learners.ep import EP
+from neurozo.models.energy import EnergyNet
+
+SMALL = {"name": "energy", "sizes": [64, 24, 16, 10], "T1": 60, "tol": 1e-4}
+
+
+def _problem(model, substrate="ideal", B=16, seed=0):
+    task = neurozo.tasks.get("digits")
+    sub = neurozo.substrates.get(substrate) if isinstance(substrate, str) else substrate
+    prob = Problem(model, sub, task.loss, np.random.default_rng(seed))
+    prob.set_batch(*task.batch(np.random.default_rng(seed), B))
+    return prob
+
+
+def test_run_learns_digits_and_logs_diagnostics():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = neurozo.run(task="digits", model=SMALL, learner={"name": "ep", "estimator": "symmetric", "beta": 0.1},
+                          budget=240, seed=0, batch_size=32, eval_every=60)
+    h = res.history
+    assert res.status == "finished"
+    for col in ("residual_free", "nonconverged", "residual_nudged", "cos_d0", "cos_d1", "cos_grad", "rbp_residual"):
+        assert col in h and np.isfinite(h[col].iloc[-1]), col
+    assert h["evaluations"].iloc[-1] == 240 and h["step"].iloc[-1] == 80     # 3 evaluations a step
+    # 80 steps of symmetric EP on a small tied net: well above chance (10%) and aligned with RBP
+    assert h["test_acc"].iloc[-1] > 0.6
+    assert h["cos_grad"].iloc[-1] > 0.9
+
+
+def test_same_seed_same_history():
+    kw = dict(task="digits", model=SMALL, learner={"name": "ep", "estimator": "holomorphic", "N": 3},
+              budget=32, seed=3, batch_size=16, eval_every=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a, b = neurozo.run(**kw).history, neurozo.run(**kw).history
+    a, b = a.drop(columns="wall_time"), b.drop(columns="wall_time")
+    assert a.equals(b)
+
+
+@pytest.mark.parametrize("learner, evals", [
+    ({"estimator": "one_sided"}, 2), ({"estimator": "symmetric"}, 3), ({"estimator": "holomorphic", "N": 4}, 5),
+    ({"estimator": "holomorphic", "N": 5}, 6), ({"estimator": "continuous", "periods": 2, "T2": 8}, 5),
+    ({"estimator": "rbp"}, 2),
+])
+def test_evaluations_per_step(learner, evals):
+    model = EnergyNet(**{k: v for k, v in SMALL.items() if k != "name"})
+    ep = EP(**learner)
+    prob = _problem(model)
+    state = ep.init(model.init(np.random.default_rng(0)), 0)
+    state, loss, info = ep.step(state, prob)
+    assert ep.evals_per_step == evals == prob.evaluations == prob.substrate.costs.counts["evaluations"]
+    assert loss.shape == (1,) and np.isfinite(loss[0]) and state.step == 1
+
+
+def test_rbp_estimator_follows_the_exact_gradient():
+    # one SGD step (no momentum) along RBP's gradient lowers the batch loss at the fixed point
+    model = EnergyNet(**{k: v for k, v in SMALL.items() if k != "name"})
+    ep = EP(estimator="rbp", lr=0.1, momentum=0.0)
+    prob = _problem(model, neurozo.substrates.get("ideal", dtype="float64"), B=64)
+    state = ep.init(model.init(np.random.default_rng(0)), 0)
+    s1, l0, _ = ep.step(state, prob)
+    _, l1, _ = ep.step(s1, prob)
+    assert l1[0] < l0[0]
+
+
+def test_nonconvergence_modes():
+    model = EnergyNet(sizes=[64, 24, 16, 10], T1=1, tol=1e-6)
+    th = model.init(np.random.default_rng(0))
+    prob = _problem(model)
+    _, _, info = EP(estimator="symmetric", beta=0.1).step(EP().init(th, 0), prob)
+    assert info["nonconverged"] == 1.0 and info["residual_free"] > 1e-6
+    with pytest.raises(RuntimeError, match="did not converge within T1=1"):
+        EP(estimator="symmetric", beta=0.1, nonconverged="raise").step(EP().init(th, 0), prob)
+    ep = EP(estimator="symmetric", beta=0.1, nonconverged="skip", momentum=0.0)
+    s, _, info = ep.step(ep.init(th, 0), prob)
+    np.testing.assert_array_equal(s.mean, th)        # every example skipped: no update
+
+
+def test_untied_logs_symmetry_and_homeostasis():
+    model = EnergyNet(sizes=[64, 24, 16, 10], tied=False, alpha=90.0, T1=60, tol=1e-4)
+    prob = _problem(model)
+    ep = EP(estimator="symmetric", beta=0.1, homeostasis=1.0)
+    _, _, info = ep.step(ep.init(model.init(np.random.default_rng(0)), 0), prob)
+    assert 0.3 < info["symmetry"] < 0.7 and info["homeo_loss"] > 0
+
+
+def test_on_pcm_programming_noise_breaks_tied_symmetry():
+    # tied θ, but forward and feedback are separate PCM conductances: the device's W_rec is
+    # not symmetric, and every relaxation read is noisy (reported as a residual above tol)
+    model = EnergyNet(sizes=[64, 24, 16, 10], T1=30, tol=1e-4)
+    prob = _problem(model, "pcm")
+    ep = EP(estimator="holomorphic", beta=0.5, N=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        state, loss, info = ep.step(ep.init(model.init(np.random.default_rng(0)), 0), prob)
+    assert np.isfinite(loss[0]) and np.all(np.isfinite(state.mean))
+    assert 0.8 < info["symmetry_device"] < 0.999
+    assert info["nonconverged"] > 0 and info["residual_free"] > 1e-4
+    assert prob.substrate.costs.counts["writes"] > 0 and info["cos_grad"] > 0.5
+
+
+def test_ep_needs_an_energy_model():
+    prob = _problem(neurozo.models.get("mlp", sizes=[64, 10, 10]))
+    with pytest.raises(ValueError, match="^model="):
+        EP().step(EP().init(np.zeros(10), 0), prob)
+
+
+def test_complex_estimators_need_a_holomorphic_activation():
+    model = EnergyNet(sizes=[64, 24, 16, 10], activation="hard_sigmoid")
+    prob = _problem(model)
+    th = model.init(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="^model.activation="):
+        EP(estimator="holomorphic", N=4).step(EP().init(th, 0), prob)
+    EP(estimator="holomorphic", N=2, beta=0.1).step(EP().init(th, 0), prob)   # real points only: fine
+
+
+@pytest.mark.parametrize("kw, name", [
+    ({"T2": 0}, "T2"), ({"N": 0}, "N"), ({"beta": 0.0}, "beta"), ({"estimator": "symmetric", "beta": 0.0}, "beta"),
+    ({"estimator": "one_sided", "beta": 0.0}, "beta"), ({"estimator": "continuous", "beta": 0.0}, "beta"),
+    ({"homeostasis": -0.5}, "homeostasis"), ({"estimator": "two_sided"}, "estimator"), ({"periods": 0}, "periods"),
+    ({"lr": 0.0}, "lr"), ({"momentum": 1.0}, "momentum"), ({"nonconverged": "ignore"}, "nonconverged"),
+    ({"homeostasis_samples": 0}, "homeostasis_samples"), ({"align_every": -1}, "align_every"),
+])
+def test_bad_learner_parameters(kw, name):
+    with pytest.raises(ValueError, match=rf"^{name}="):
+        EP(**kw)
+    with pytest.raises(ValueError, match=rf"{name}="):
+        neurozo.build(task="digits", model=SMALL, learner={"name": "ep", **kw}, budget=100)
+
+
+def test_rbp_ignores_beta():
+    assert EP(estimator="rbp", beta=0.0).evals_per_step == 2
