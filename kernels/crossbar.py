@@ -29,6 +29,11 @@ ziggurat (Marsaglia & Tsang 2000), so
 every row's noise depends only on the explicit seed and its position, never on
 the thread count.
 
+``pcm_programming_noise``, ``pcm_drift_coefficients`` and ``pcm_drift_and_read``
+are the PCM device laws of ``neurozo.substrates.pcm`` (aihwkit
+``PCMLikeNoiseModel``) as single fused passes with per-element normals from
+the same counter-based generator.
+
 ``pulsed_update`` applies ⌊|Δ|/dw_min⌉ update pulses per device (aihwkit
 ``PulsedDevice``/``LinearStep`` update-once rules):
 
@@ -45,7 +50,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["analog_mvm", "dac", "normal_fill", "pulsed_update", "mvm_counts"]
+__all__ = ["analog_mvm", "dac", "normal_fill", "pulsed_update", "mvm_counts", "pcm_programming_noise",
+           "pcm_drift_coefficients", "pcm_drift_and_read"]
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -128,6 +134,79 @@ def normal_fill(shape, seed: int, dtype=np.float64) -> np.ndarray:
     m = shape[-1] if shape else 1
     out = np.empty((int(np.prod(shape[:-1])) if len(shape) > 1 else 1, m), dtype=dtype)
     return _normal_fill(out, np.uint64(int(seed) % 2**64), _ZX, _ZR).reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# PCM device noise (aihwkit PCMLikeNoiseModel), one fused pass per call
+# ---------------------------------------------------------------------------------------------
+@njit(parallel=True, fastmath=False, cache=True)
+def _pcm_prog(g, coeff, g_max, c_scale, scale, seed, zx, zr, out):  # pragma: no cover - compiled
+    f = g.reshape(-1)
+    o = out.reshape(-1)
+    nc = coeff.size
+    for e in prange(f.size):
+        gh = f[e] / g_max
+        sig = 0.0
+        pw = 1.0
+        for c in range(nc):
+            sig += coeff[c] * pw
+            pw *= gh
+        xi, _ = _normal(_key(seed, e, 1), 0, zx, zr)
+        o[e] = max(f[e] + scale * sig * c_scale * xi, 0.0)
+    return out
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _pcm_nu(g, g_max, scale, seed, zx, zr, out):  # pragma: no cover - compiled
+    f = g.reshape(-1)
+    o = out.reshape(-1)
+    for e in prange(f.size):
+        lg = math.log(max(abs(f[e] / g_max), 1e-7))
+        mu = min(max(-0.0155 * lg + 0.0244, 0.049), 0.1)
+        sd = min(max(-0.0125 * lg - 0.0059, 0.008), 0.045)
+        xi, _ = _normal(_key(seed, e, 2), 0, zx, zr)
+        o[e] = abs(mu + sd * xi) * scale
+    return out
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _pcm_at(g, nu, ratio, log_term, g_max, scale, seed, zx, zr, out):  # pragma: no cover - compiled
+    f = g.reshape(-1)
+    v = nu.reshape(-1)
+    o = out.reshape(-1)
+    lr = math.log(ratio)
+    for e in prange(f.size):
+        gp = f[e]
+        gd = gp * math.exp(-v[e] * lr) if ratio > 1.0 else gp
+        gh = abs(gp) / g_max
+        q = min(0.0088 / max(gh ** 0.65, 1e-3), 0.2)
+        xi, _ = _normal(_key(seed, e, 3), 0, zx, zr)
+        o[e] = max(gd + abs(gd) * scale * q * log_term * xi, 0.0)
+    return out
+
+
+def pcm_programming_noise(g_target, coeff, g_max: float, coeff_scale: float, scale: float, seed: int):
+    """g_prog = max(0, g + s·σ_prog(g)·ξ), σ_prog = Σ_k c_k (g/g_max)^k · coeff_scale (see ``substrates.pcm``)."""
+    g = np.ascontiguousarray(g_target, dtype=np.float64)
+    return _pcm_prog(g, np.ascontiguousarray(coeff, dtype=np.float64), float(g_max), float(coeff_scale),
+                     float(scale), np.uint64(int(seed) % 2**64), _ZX, _ZR, np.empty_like(g))
+
+
+def pcm_drift_coefficients(g_target, g_max: float, scale: float, seed: int):
+    """ν = s·|μ_ν(g) + σ_ν(g)·ξ| with aihwkit's clipped log-conductance laws."""
+    g = np.ascontiguousarray(g_target, dtype=np.float64)
+    return _pcm_nu(g, float(g_max), float(scale), np.uint64(int(seed) % 2**64), _ZX, _ZR, np.empty_like(g))
+
+
+def pcm_drift_and_read(g_prog, nu, t_inference: float, t0: float, t_read: float, g_max: float, scale: float,
+                       seed: int):
+    """g(t) = max(0, g_d + |g_d|·s·Q(g_prog)·√ln((t + t_read)/(2 t_read))·ξ), g_d = g_prog·(t/t0)^−ν, t = t_inf + t0."""
+    g = np.ascontiguousarray(g_prog, dtype=np.float64)
+    v = np.ascontiguousarray(np.broadcast_to(nu, g.shape), dtype=np.float64)
+    t = float(t_inference) + float(t0)
+    log_term = math.sqrt(math.log((t + t_read) / (2.0 * t_read)))
+    return _pcm_at(g, v, t / float(t0), log_term, float(g_max), float(scale), np.uint64(int(seed) % 2**64),
+                   _ZX, _ZR, np.empty_like(g))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -98,6 +98,23 @@ def test_read_noise_std_matches_1_over_f_law(g):
     assert abs(rel.std(ddof=1) - sig) < K * sig / math.sqrt(2 * (N - 1))
 
 
+@pytest.mark.parametrize("g", LEVELS_READ)
+def test_fused_drift_and_read_noise_matches_laws(g):
+    # at_time (the crossbar's path) = drift ∘ 1/f read noise in one pass
+    pcm = PCMNoise()
+    t_inf = 86400.0
+    nu = 0.05
+    g_prog = np.full(N, g)
+    gt = pcm.at_time(g_prog, np.full(N, nu), t_inf, np.random.default_rng(int(g * 77)))
+    gd = g * ((t_inf + 20.0) / 20.0) ** -nu
+    rel = gt / gd - 1
+    sig = read_sigma_ref(g, t_inf)
+    assert abs(rel.mean()) < K * sig / math.sqrt(N)
+    assert abs(rel.std(ddof=1) - sig) < K * sig / math.sqrt(2 * (N - 1))
+    quiet = PCMNoise(read_noise_scale=0.0).at_time(g_prog[:10], np.full(10, nu), t_inf, np.random.default_rng(0))
+    assert np.allclose(quiet, gd, rtol=1e-12)
+
+
 def test_read_noise_q_clips():
     pcm = PCMNoise()
     assert pcm.read_noise_q(np.array(1e-6)) == pytest.approx(0.2)

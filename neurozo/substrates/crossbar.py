@@ -338,9 +338,7 @@ class Crossbar(SynapseModel):
         else:
             gs = []
             for k, (g, aux) in enumerate(((st.gp, st.aux_p), (st.gm, st.aux_m))):
-                gd = self.noise.apply_drift_noise(g, aux, t, rng)
-                gr = self.noise.apply_read_noise(gd, g, t, rng)
-                gs.append(self._stuck(gr, st.chip, k))
+                gs.append(self._stuck(self.noise.at_time(g, aux, t, rng), st.chip, k))
             gp, gm = gs
         W_tile = self._tile(gp, gm, st.c_tile)
         gamma = np.ones(st.P)

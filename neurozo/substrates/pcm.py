@@ -30,8 +30,12 @@ Accumulated 1/f read noise (``apply_read_noise``), t_read = 250 ns::
     g_read  = max(0, g_drift + |g_drift| · s_read · σ_read · ξ)
 
 aihwkit applies drift and read noise together in ``apply_drift_noise``; here
-they are two steps with the same result. ξ are standard normals drawn from the
-generator passed in (explicit seeds).
+they are two steps with the same law (``at_time`` does both in one fused pass,
+as the crossbar uses them). ξ are standard normals seeded from the generator
+passed in (explicit seeds): programming noise, drift exponents and ``at_time``
+use the fused kernels of ``kernels.crossbar`` (counter-based normals keyed by
+a seed drawn from the generator), ``apply_read_noise`` draws from the
+generator directly.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+
+from kernels import crossbar as xbar_k
 
 from .._validate import check_float, fail
 
@@ -105,14 +111,20 @@ class PCMNoise:
 
     # -- aihwkit's three steps -----------------------------------------------------------------
     def apply_programming_noise(self, g_target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        g = np.asarray(g_target, dtype=np.float64)
-        xi = rng.standard_normal(g.shape)
-        return np.maximum(g + self.prog_noise_scale * self.prog_sigma(g) * xi, 0.0)
+        """g_prog = max(0, g_T + s_prog·σ_prog(g_T)·ξ) (fused kernel; ξ seeded from ``rng``)."""
+        return xbar_k.pcm_programming_noise(g_target, self.prog_coeff, self.g_max,
+                                            self.g_max / self.prog_coeff_g_max_reference, self.prog_noise_scale,
+                                            _seed(rng))
 
     def generate_drift_coefficients(self, g_target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        g = np.asarray(g_target, dtype=np.float64)
-        xi = rng.standard_normal(g.shape)
-        return np.abs(self.drift_mu(g) + self.drift_sigma(g) * xi) * self.drift_scale
+        """ν = s_drift·|μ_ν(g_T) + σ_ν(g_T)·ξ| (fused kernel; ξ seeded from ``rng``)."""
+        return xbar_k.pcm_drift_coefficients(g_target, self.g_max, self.drift_scale, _seed(rng))
+
+    def at_time(self, g_prog: np.ndarray, nu: np.ndarray, t_inference: float, rng: np.random.Generator) -> np.ndarray:
+        """Drift and accumulated 1/f noise at t_inference in one fused pass (= read noise ∘ drift)."""
+        t_inference = _check_t(t_inference)
+        return xbar_k.pcm_drift_and_read(g_prog, 0.0 if nu is None else nu, t_inference, self.t0, self.t_read,
+                                         self.g_max, self.read_noise_scale, _seed(rng))
 
     def apply_drift_noise(self, g_prog: np.ndarray, nu: Optional[np.ndarray], t_inference: float,
                           rng: Optional[np.random.Generator] = None) -> np.ndarray:
@@ -129,6 +141,10 @@ class PCMNoise:
         sig = self.read_noise_sigma(g_prog, t_inference) * self.read_noise_scale
         xi = rng.standard_normal(g.shape)
         return np.maximum(g + np.abs(g) * sig * xi, 0.0)
+
+
+def _seed(rng) -> int:
+    return int(rng.integers(0, 2**63))
 
 
 def _is_seq(x) -> bool:

@@ -96,3 +96,7 @@ class ReRAMNoise:
 
     def apply_read_noise(self, g_drift, g_prog, t_inference, rng):
         return np.asarray(g_drift, dtype=np.float64)
+
+    def at_time(self, g_prog, g_target, t_inference, rng):
+        return self.apply_read_noise(self.apply_drift_noise(g_prog, g_target, t_inference, rng), g_prog,
+                                     t_inference, rng)
