@@ -378,7 +378,9 @@ def _plots(out, runs, hist, x, xname, metric, fm, higher, target, ttt, with_x, f
         for ax, level in zip(axs[0], panels):
             g = ok_hist if level is None else ok_hist[pd.to_numeric(ok_hist[x], errors="coerce") == level]
             learning_curves(g, metric=metric, by="label", ax=ax,
-                            title=None if level is None else f"{x} = {level:g}")
+                            title=None if level is None else f"{xname} = {level:g}")
+            if metric == "test_acc":
+                ax.set_ylim(-0.02, 1.02)  # the CI band of few seeds may reach past [0, 1]
         _save(fig, out / "learning_curves.png", files, "learning_curves.png")
     else:
         notes.append("learning_curves.png not drawn: no history rows")
@@ -389,7 +391,8 @@ def _plots(out, runs, hist, x, xname, metric, fm, higher, target, ttt, with_x, f
         span = xs[xs > 0]
         logx = bool(len(span) and span.max() / span.min() >= 100)
         accuracy_vs_noise(runs, x=x, metric=fm, by="label", ax=ax, logx=logx,
-                          title=f"final {metric.replace('_', ' ')} vs {x} (mean ± 95% CI over seeds)")
+                          bounds=(0.0, 1.0) if metric == "test_acc" else None,
+                          title=f"final {metric.replace('_', ' ')} vs {xname}\n(mean ± 95% CI over seeds)")
         name = f"{metric}_vs_{x.replace('.', '_')}.png"
         _save(fig, out / name, files, name)
     else:
@@ -398,8 +401,7 @@ def _plots(out, runs, hist, x, xname, metric, fm, higher, target, ttt, with_x, f
     energy = pd.to_numeric(runs.get("final.energy_pj", pd.Series(dtype=float)), errors="coerce")
     if energy.notna().any() and (energy > 0).any():
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        pt = runs.assign(_pl=with_x(runs))
-        accuracy_vs_energy(pt, metric=fm, by="_pl", ax=ax, higher_is_better=higher,
+        accuracy_vs_energy(runs, metric=fm, by="label", point=x, ax=ax, higher_is_better=higher,
                            title=f"final {metric.replace('_', ' ')} vs energy (configuration means)")
         _save(fig, out / "pareto.png", files, "pareto.png")
     else:

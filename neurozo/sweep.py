@@ -64,6 +64,7 @@ import copy
 import datetime as _dt
 import itertools
 import json
+import logging
 import math
 import os
 import sys
@@ -464,6 +465,15 @@ def _set_threads(n: Optional[int]) -> None:
         pass
 
 
+def _get_threads() -> Optional[int]:
+    try:
+        import numba
+
+        return int(numba.get_num_threads())
+    except Exception:  # pragma: no cover
+        return None
+
+
 def execute_run(config: Dict[str, Any], key: str, runs_dir: str, point: Optional[Dict[str, Any]] = None,
                 numba_threads: Optional[int] = None) -> Dict[str, Any]:
     """Run one config and write its record (the Dask task). Never raises for a failing run.
@@ -497,7 +507,7 @@ def execute_run(config: Dict[str, Any], key: str, runs_dir: str, point: Optional
     if rec["key"] != key:  # e.g. a worker with another neurozo version: file it under the planned key
         rec["run_key"], rec["key"] = rec["key"], key
     rec["sweep"] = {"point": point or {}, "host": platform.node(), "pid": os.getpid(),
-                    "wall_s": time.perf_counter() - t0}
+                    "numba_threads": _get_threads(), "wall_s": time.perf_counter() - t0}
     store.write(rec)
     return {"key": key, "status": rec["status"], "message": rec.get("message", ""),
             "final": {k: v for k, v in (rec.get("final") or {}).items() if isinstance(v, (int, float))},
@@ -664,7 +674,7 @@ def run_sweep(spec, root="results", out: Optional[str] = None, scheduler: Option
                                                        "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
                 with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
                     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", env=env)
+                                           dashboard_address=":0", env=env, silence_logs=logging.ERROR)
                 client = own_cluster = Client(cluster)
                 say(f"embedded LocalCluster: {n} worker process(es) × 1 thread, {numba_threads} Numba "
                     f"thread(s) each")

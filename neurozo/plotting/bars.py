@@ -68,13 +68,15 @@ def evaluations_to_target(histories: pd.DataFrame, target: float, metric: str = 
     bars = ax.bar(pos, means, yerr=halves, capsize=3, color="C0", alpha=0.8)
     top = max([m + h for m, h in zip(means, halves)] + [0.0]) or 1.0
     for b, note, m in zip(bars, notes, means):
-        ax.text(b.get_x() + b.get_width() / 2, 0.02 * top if m <= 0 else m + 0.02 * top, note if m > 0 else f"{note}\nnot reached",
-                ha="center", va="bottom", fontsize="x-small")
+        ax.text(b.get_x() + b.get_width() / 2, 0.02 * top if m <= 0 else m + 0.02 * top,
+                note if m > 0 or len(labels) > 6 else f"{note}\nnot reached", ha="center", va="bottom",
+                fontsize="x-small")
     ax.set_xticks(pos)
     ax.set_xticklabels(labels, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center",
                        fontsize="small")
     ax.set_ylabel(f"{x.replace('_', ' ')} to {metric.replace('_', ' ')} "
                   f"{'≥' if higher_is_better else '≤'} {target:.4g}")
+    ax.set_xlabel("k/n above a bar: runs of the configuration that reached the target", fontsize="x-small")
     ax.set_ylim(0, top * 1.2)
     if title:
         ax.set_title(title)

@@ -18,13 +18,14 @@ __all__ = ["accuracy_vs_noise"]
 
 def accuracy_vs_noise(table: pd.DataFrame, x: str, metric: str = "final.test_acc", by: Optional[str] = "label",
                       ax=None, logx: bool = False, title: Optional[str] = None, xlabel: Optional[str] = None,
-                      ylabel: Optional[str] = None):
+                      ylabel: Optional[str] = None, bounds: Optional[tuple] = None):
     """Plot ``metric`` against the numeric column ``x`` (e.g. a read-noise scale) for each group in ``by``.
 
     ``table`` has one row per run (``neurozo report``'s ``runs.csv``, or
     ``ResultStore.table()``); rows of a group at the same ``x`` are seeds.
     Non-finite metrics (failed or diverged runs) are left out of the mean and
-    counted in the legend.
+    counted in the legend. ``bounds=(lo, hi)`` clips the band to the metric's
+    range (e.g. (0, 1) for an accuracy; with few seeds the t-interval is wide).
     """
     import matplotlib.pyplot as plt
 
@@ -55,7 +56,10 @@ def accuracy_vs_noise(table: pd.DataFrame, x: str, metric: str = "final.test_acc
         name = str(label) + (f" ({lost} non-finite)" if lost else "")
         (line,) = ax.plot(xs, means, marker="o", label=name)
         if np.any(halves > 0):
-            ax.fill_between(xs, means - halves, means + halves, color=line.get_color(), alpha=0.2)
+            lo, hi = means - halves, means + halves
+            if bounds is not None:
+                lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
     if logx:
         ax.set_xscale("symlog", linthresh=_linthresh(df[x].to_numpy(dtype=float)))
     ax.set_xlabel(xlabel or x)

@@ -36,14 +36,17 @@ def pareto_front(cost, value, higher_is_better: bool = True) -> np.ndarray:
 
 
 def accuracy_vs_energy(table: pd.DataFrame, energy: str = "final.energy_pj", metric: str = "final.test_acc",
-                       by: Optional[str] = "label", ax=None, higher_is_better: bool = True,
-                       logx: Optional[bool] = None, energy_scale: float = 1e-6, energy_unit: str = "µJ",
-                       title: Optional[str] = None):
-    """Scatter ``metric`` against ``energy`` (per group mean over seeds) and draw the Pareto front.
+                       by: Optional[str] = "label", point: Optional[str] = None, ax=None,
+                       higher_is_better: bool = True, logx: Optional[bool] = None, energy_scale: float = 1e-6,
+                       energy_unit: str = "µJ", title: Optional[str] = None):
+    """Scatter ``metric`` against ``energy`` per configuration (mean over seeds) and draw the Pareto front.
 
-    ``energy_scale`` converts the column (pJ by default) to ``energy_unit``.
-    ``logx`` defaults to True when every energy is positive and they span
-    more than a decade.
+    Configurations are the groups of ``by`` (one colour each) or, with
+    ``point`` (e.g. a swept noise level), the (``by``, ``point``) pairs: one
+    colour per ``by`` group, each point annotated with its ``point`` value.
+    Single runs are drawn faintly behind the means. ``energy_scale`` converts
+    the column (pJ by default) to ``energy_unit``; ``logx`` defaults to True
+    when every energy is positive and they span more than a decade.
     """
     import matplotlib.pyplot as plt
 
@@ -60,11 +63,20 @@ def accuracy_vs_energy(table: pd.DataFrame, energy: str = "final.energy_pj", met
     if not (by and by in df):
         df["_g"] = ""
         by = "_g"
-    means = df.groupby(by, sort=True)[["_e", "_m"]].mean()
-    for label, g in df.groupby(by, sort=True):
-        (pt,) = ax.plot(means.loc[label, "_e"], means.loc[label, "_m"], "o", markersize=8, label=str(label))
-        if len(g) > 1:
-            ax.plot(g["_e"], g["_m"], ".", color=pt.get_color(), alpha=0.35)
+    keys = [by] + ([point] if point and point in df else [])
+    means = df.groupby(keys, sort=True)[["_e", "_m"]].mean().reset_index()
+    for i, (label, g) in enumerate(means.groupby(by, sort=True)):
+        color = f"C{i % 10}"
+        ax.plot(g["_e"], g["_m"], "o-" if len(keys) > 1 else "o", color=color, markersize=7, lw=0.8,
+                label=str(label))
+        runs = df[df[by] == label]
+        if len(runs) > len(g):
+            ax.plot(runs["_e"], runs["_m"], ".", color=color, alpha=0.35)
+        if len(keys) > 1:
+            for _, r in g.iterrows():
+                v = r[point]
+                ax.annotate(f"{v:g}" if isinstance(v, (int, float)) else str(v), (r["_e"], r["_m"]),
+                            textcoords="offset points", xytext=(5, 3), fontsize="x-small", color=color)
     idx = pareto_front(means["_e"].to_numpy(), means["_m"].to_numpy(), higher_is_better)
     if len(idx):
         fe, fm = means["_e"].to_numpy()[idx], means["_m"].to_numpy()[idx]
@@ -79,6 +91,7 @@ def accuracy_vs_energy(table: pd.DataFrame, energy: str = "final.energy_pj", met
     ax.set_ylabel(metric.replace("final.", "final ").replace("_", " "))
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", title=point.split(".")[-1] + " annotated" if len(keys) > 1 else None,
+              title_fontsize="x-small")
     ax.grid(alpha=0.3)
     return ax
