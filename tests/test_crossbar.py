@@ -200,6 +200,10 @@ def test_perturb_program_vs_periphery_costs():
     assert sub.costs.counts["writes"] == 2 * m * n
     assert sub.costs.counts["periphery_macs"] >= P * 16 * m * n
     assert np.linalg.norm(yd - exact) / np.linalg.norm(exact) < 0.15
+    # one member (the run loop's monitor): outputs are writable for in-place activations
+    one = DenseWeights(W[None], np.zeros((1, m)))
+    assert np.all(sub.forward([one, DenseWeights(W[None, :, :m].copy(), np.zeros((1, m)))], x,
+                              np.random.default_rng(3), ["relu", "identity"]).shape == (1, 16, m))
 
 
 def test_stuck_cells_and_device_variation():

@@ -390,7 +390,9 @@ class Crossbar(SynapseModel):
         else:
             pm = P * R * m
         costs.add(periphery_macs=pm)
-        return np.ascontiguousarray(np.broadcast_to(y, (P, R, m)), dtype=np.float32).reshape(P, *lead, m)
+        if y.shape != (P, R, m):
+            y = np.broadcast_to(y, (P, R, m)).copy()
+        return np.ascontiguousarray(y, dtype=np.float32).reshape(P, *lead, m)
 
 
 # -------------------------------------------------------------------------------------------------
