@@ -9,9 +9,11 @@ Convention for a bench script (``experiments/bench/bench_<topic>.py``):
              "unit": "s", "ratio": 4.8, "goal": ">= 5x", "met": false}
 
   Every field is optional; ``bench`` defaults to the script's topic, and
-  other fields are shown in the table's details column. A script that prints
-  no ``BENCH`` line but whose last output line is a JSON object (or a list of
-  objects) is read from that line instead.
+  other fields are shown in the table's details column.
+* a script that prints no ``BENCH`` line is read from the file its
+  ``--json FILE`` option writes, when it declares one (``{"rows": [...]}``,
+  a list of objects or one object; ``meta`` is left out), else from its last
+  output line when that is a JSON object (or a list of objects).
 * a peer that is not installed is skipped by the script, which prints
   ``BENCH {"case": ..., "peer": "cbx", "skipped": "cbx not installed"}``
   (and still measures neurozo against its floor where it can); a script that
@@ -95,23 +97,60 @@ def parse_output(stdout: str) -> List[Dict[str, Any]]:
     return []
 
 
+def _json_rows(path: Path) -> List[Dict[str, Any]]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    if isinstance(data, dict) and isinstance(data.get("rows"), list):
+        data = data["rows"]
+    if isinstance(data, dict):
+        data = [{k: v for k, v in data.items() if k != "meta"}]
+    if isinstance(data, list):
+        return [r for r in data if isinstance(r, dict)]
+    return []
+
+
+def _declares_json(path: Path) -> bool:
+    try:
+        text = path.read_text()
+    except OSError:
+        return False
+    return "add_argument(\"--json\"" in text or "add_argument('--json'" in text
+
+
 def run_script(path: Path, quick: bool = False, timeout: float = 1800.0, cwd: Optional[Path] = None) -> Dict[str, Any]:
     """Run one script; returns {script, rows, returncode, wall_s, stderr_tail}."""
+    import tempfile
+
     env = dict(os.environ)
     if quick:
         env["NEUROZO_BENCH_QUICK"] = "1"
     topic = path.stem[len("bench_"):] if path.stem.startswith("bench_") else path.stem
+    cmd = [sys.executable, str(path)]
+    jfile = None
+    if _declares_json(path):
+        fd, jfile = tempfile.mkstemp(prefix=f"neurozo-bench-{topic}-", suffix=".json")
+        os.close(fd)
+        os.unlink(jfile)
+        cmd += ["--json", jfile]
     t0 = time.perf_counter()
     try:
-        p = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=timeout,
-                           cwd=str(cwd or _checkout()), env=env)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(cwd or _checkout()),
+                           env=env)
         rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
         rc = None
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         err = f"timed out after {timeout:g} s"
     wall = time.perf_counter() - t0
-    rows = parse_output(out)
+    rows = parse_output(out) if "BENCH " in out else []
+    if not rows and jfile is not None:
+        rows = _json_rows(Path(jfile))
+    if not rows:
+        rows = parse_output(out)
+    if jfile is not None and os.path.exists(jfile):
+        os.unlink(jfile)
     tail = [ln for ln in (err or "").strip().splitlines() if ln.strip()][-1:] or [""]
     if rc != 0:
         rows.append({"error": f"exit {rc}: {tail[0][:160]}" if rc is not None else err})
@@ -145,7 +184,12 @@ def render_table(results: List[Dict[str, Any]]) -> str:
                 details.append(f"skipped: {r['skipped']}")
             if r.get("error"):
                 details.append(f"error: {r['error']}")
-            details += [f"{k}={_num(v)}" for k, v in r.items() if k not in _KNOWN]
+            extra = [f"{k}={_num(v)}" for k, v in r.items() if k not in _KNOWN and not isinstance(v, (dict, list))]
+            extra += [f"{k}={json.dumps(v, default=str)}" for k, v in r.items()
+                      if k not in _KNOWN and isinstance(v, (dict, list))]
+            details += extra
+            text = "; ".join(details)
+            details = [text if len(text) <= 300 else text[:297] + "..."]
             ratio = r.get("ratio")
             cells = [str(r.get("bench", "")), _num(r.get("case")), nz + (unit if nz else ""), _num(r.get("peer")),
                      pv + (unit if pv else ""), (_num(ratio) + "×") if isinstance(ratio, (int, float)) else _num(ratio),

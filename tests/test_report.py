@@ -207,6 +207,16 @@ def test_bench_runs_scripts_and_rewrites_only_its_table(tmp_path, capsys):
     _script(d, "bench_lastline.py", """
         print('{"case": "json last line", "ratio": 3.5}')
     """)
+    _script(d, "bench_jsonfile.py", """
+        import argparse, json
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--json", default=None)
+        args = ap.parse_args()
+        print("a human-readable table")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"meta": {"host": "x"}, "rows": [{"case": "from --json", "ratio": 1.5}]}, f)
+    """)
     _script(d, "bench_broken.py", """
         raise SystemExit("kernel exploded")
     """)
@@ -221,6 +231,7 @@ def test_bench_runs_scripts_and_rewrites_only_its_table(tmp_path, capsys):
     assert "skipped: cbx not installed" in text
     assert "| lastline | json last line |" in text and "3.5×" in text
     assert "error: exit 1: kernel exploded" in text
+    assert "| jsonfile | from --json |" in text and "host" not in text  # rows of its --json file, meta left out
     # only some scripts, and --no-write leaves the doc alone
     before = doc.read_text()
     assert main(["bench", "good", "--dir", str(d), "--doc", str(doc), "--no-write"]) == 0
