@@ -57,28 +57,37 @@ def _lif_scan(z, T, beta, thr, one, zero, reset_zero, ref, write_spikes, spikes,
         u = np.zeros(w, dtype=z.dtype)
         r = np.zeros(w, dtype=z.dtype)          # spike of the previous step (0/1)
         rc = np.zeros(w, dtype=np.int64)        # refractory steps left
-        cnt = np.zeros(w, dtype=np.int64)
+        cnt = np.zeros(w, dtype=z.dtype)        # spike counts (exact: T < 2^24)
         fst = np.full(w, T, dtype=np.int64)
         for t in range(T):
             tt = t if Tz > 1 else 0
+            zt = z[p, tt, c0:c1]
             if ref == 0 and not reset_zero:
                 for i in range(w):
-                    ui = beta * u[i] + z[p, tt, c0 + i]
+                    ui = beta * u[i] + zt[i]
                     ui = ui - r[i] * thr
                     s = one if ui - thr > zero else zero
                     u[i] = ui
                     r[i] = s
+                    cnt[i] += s
+                    fst[i] = t if (s > zero and fst[i] == T) else fst[i]
+                    if write_spikes:
+                        spikes[p, t, c0 + i] = s
             elif ref == 0:
                 for i in range(w):
                     ui = (one - r[i]) * u[i]
-                    ui = beta * ui + z[p, tt, c0 + i]
+                    ui = beta * ui + zt[i]
                     s = one if ui - thr > zero else zero
                     u[i] = ui
                     r[i] = s
+                    cnt[i] += s
+                    fst[i] = t if (s > zero and fst[i] == T) else fst[i]
+                    if write_spikes:
+                        spikes[p, t, c0 + i] = s
             else:
                 for i in range(w):
                     refr = rc[i] > 0
-                    cur = zero if refr else z[p, tt, c0 + i]
+                    cur = zero if refr else zt[i]
                     if reset_zero:
                         ui = beta * ((one - r[i]) * u[i]) + cur
                     else:
@@ -88,18 +97,15 @@ def _lif_scan(z, T, beta, thr, one, zero, reset_zero, ref, write_spikes, spikes,
                     rc[i] = ref if s > zero else (rc[i] - 1 if refr else rc[i])
                     u[i] = ui
                     r[i] = s
-            for i in range(w):
-                si = r[i] > zero
-                cnt[i] += 1 if si else 0
-                fst[i] = t if (si and fst[i] == T) else fst[i]
-            if write_spikes:
-                for i in range(w):
-                    spikes[p, t, c0 + i] = r[i]
+                    cnt[i] += s
+                    fst[i] = t if (s > zero and fst[i] == T) else fst[i]
+                    if write_spikes:
+                        spikes[p, t, c0 + i] = s
             if record_mem:
                 for i in range(w):
                     mem[p, t, c0 + i] = u[i]
         for i in range(w):
-            counts[p, c0 + i] = cnt[i]
+            counts[p, c0 + i] = np.int64(cnt[i])
             first[p, c0 + i] = fst[i]
     return counts
 
