@@ -102,7 +102,7 @@ def test_interrupt_then_resume_runs_only_the_missing_keys(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the lr=1e300 run overflows on purpose
-def test_diverging_and_raising_runs_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+def test_diverging_and_raising_runs_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
     """In-process (threaded) cluster, so a learner that raises can be registered for this test only."""
     from distributed import Client, LocalCluster
 
@@ -126,8 +126,9 @@ def test_diverging_and_raising_runs_are_recorded_and_the_sweep_goes_on(tmp_path,
                      "seed": [0, 1]}}
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
-        res = run_sweep(spec, root=tmp_path, client=client, verbose=False, progress=False)
+        res = run_sweep(spec, root=tmp_path, client=client, verbose=False, progress=True)
     assert res.counts() == {"finished": 2, "diverged": 2, "failed": 2}
+    assert "6/6" in capsys.readouterr().err  # the progress bar counts runs
     recs = _records(tmp_path / "faults")
     assert len(recs) == 6
     for r in recs.values():
@@ -147,15 +148,19 @@ def test_diverging_and_raising_runs_are_recorded_and_the_sweep_goes_on(tmp_path,
     assert res2.ran == [] and len(res2.skipped) == 6
 
 
-def test_cli_sweep_then_report(tmp_path, capsys):
+def test_cli_sweep_on_a_running_scheduler_then_report(tmp_path, capsys):
+    from distributed import LocalCluster
+
     f = tmp_path / "s.toml"
     f.write_text('name = "cli"\n[base]\ntask = {name = "sphere", dim = 3}\n'
                  'learner = {name = "openes", popsize = 4}\nbudget = 40\n'
                  '[grid]\nseed = [0, 1]\n"learner.sigma" = [0.05, 0.5]\n')
-    assert main(["sweep", str(f), "--out", str(tmp_path / "res"), "--workers", "1", "--no-progress",
-                 "--report"]) == 0
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        assert main(["sweep", str(f), "--out", str(tmp_path / "res"), "--scheduler", cluster.scheduler_address,
+                     "--no-progress", "--report"]) == 0
     out = capsys.readouterr().out
     assert "4 runs, 0 done before, 4 to run" in out and "dashboard:" in out and "[4/4]" in out
+    assert "embedded LocalCluster" not in out
     d = tmp_path / "res" / "cli"
     assert len(list((d / "runs").glob("*.json"))) == 4
     for name in ("runs.csv", "summary.md", "learning_curves.png", "test_loss_vs_learner_sigma.png"):
