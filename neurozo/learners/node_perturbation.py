@@ -149,21 +149,18 @@ class NodePerturbation(Learner):
         thetas = np.repeat(state.mean[None], self.params.popsize, axis=0)
         return Members(thetas, node_noise=self.noise(state, sizes, batch)), state
 
-    def tell(self, state, population, losses, record=None, model=None):
-        """losses (P, B) per sample; record [(h_{k−1}, z_k)] per layer from ``Substrate.recording``;
-        model: the layered model whose θ layout the gradient takes (default: the last ``step``'s)."""
-        model = model if model is not None else getattr(self, "_model", None)
+    def estimate(self, population, losses, record, model) -> np.ndarray:
+        """Flat gradient estimate from per-sample losses (P, B) and the layer record of one evaluation."""
         p = self.params
         losses = np.asarray(losses, dtype=np.float64)
-        if losses.ndim != 2 or record is None:
+        if losses.ndim != 2 or record is None or model is None:
             fail("losses", getattr(losses, "shape", None),
-                 "node perturbation's tell needs per-sample losses (P, B) and the layer record")
+                 "node perturbation needs per-sample losses (P, B), the layer record and the model")
         B = losses.shape[1]
         dL = losses[1:] - losses[0:1]                                      # (N, B)
-        inputs = [per_sample_view(h, B)[:1] if np.shape(h)[0] > 1 else per_sample_view(h, B)
-                  for h, _ in record]                                      # clean inputs (1, B, n)
+        inputs = [per_sample_view(h, B)[:1] for h, _ in record]            # clean inputs (1, B, n)
         if p.variant == "noise":
-            acts = [nz[1:] for nz in population.node_noise]
+            acts = [np.asarray(nz[1:], dtype=np.float64) for nz in population.node_noise]
             coef = dL / p.sigma ** 2
         else:
             zs = [per_sample_view(z, B) for _, z in record]
@@ -171,16 +168,19 @@ class NodePerturbation(Learner):
             M = sum(a.shape[-1] for a in acts)
             norm2 = sum((a * a).sum(axis=-1) for a in acts)                # (N, B)
             coef = np.where(norm2 > 0, M * dL / np.where(norm2 > 0, norm2, 1.0), 0.0)
-        grads = correlate(coef, acts, inputs)
-        g = layer_gradients_to_flat(model, grads)
-        if p.weight_decay:
-            g = g + p.weight_decay * state.mean
+        return layer_gradients_to_flat(model, correlate(coef, acts, inputs))
+
+    def tell(self, state, population, losses, record=None, model=None):
+        """losses (P, B) per sample; record [(h_{k−1}, z_k)] per layer from ``Substrate.recording``;
+        model: the layered model whose θ layout the gradient takes."""
+        g = self.estimate(population, losses, record, model)
+        if self.params.weight_decay:
+            g = g + self.params.weight_decay * state.mean
         delta, opt = self.opt.update(state.opt, g)
         return replace(state, mean=state.mean + delta, opt=opt, step=state.step + 1)
 
     def step(self, state, problem):
         layered(problem.model, "node-perturbation")
-        self._model = problem.model
         B = problem.x.shape[0]
         pop, state = self.ask(state, problem.model, B)
         with problem.substrate.recording() as rec:

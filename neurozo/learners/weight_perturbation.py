@@ -77,11 +77,15 @@ class WeightPerturbation(Learner):
         thetas = np.concatenate([state.mean[None], state.mean[None] + p.sigma * eps])
         return Members(thetas), replace(state, eps=eps)
 
-    def tell(self, state, population, losses):
+    def estimate(self, state, losses) -> np.ndarray:
+        """ĝ = 1/N Σ_i ((L_i − L_0)/σ)·ε_i from the losses of ``ask``'s population."""
         p = self.params
         losses = np.asarray(losses, dtype=np.float64)
-        dL = (losses[1:] - losses[0]) / p.sigma
-        g = dL @ state.eps / (p.popsize - 1)
+        return (losses[1:] - losses[0]) / p.sigma @ state.eps / (p.popsize - 1)
+
+    def tell(self, state, population, losses):
+        p = self.params
+        g = self.estimate(state, losses)
         if p.weight_decay:
             g = g + p.weight_decay * state.mean
         delta, opt = self.opt.update(state.opt, g)
