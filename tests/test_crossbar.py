@@ -315,3 +315,23 @@ def test_counter_based_normals_are_standard_normal():
     tail = np.mean(np.abs(z) > 3.5)                 # beyond the ziggurat's base strip (R = 3.44)
     p = 2 * stats.norm.sf(3.5)
     assert abs(tail - p) < 4 * math.sqrt(p / n)
+
+
+def test_weight_scaling_omega_zero_is_aihwkit_default_mapping():
+    # ω = 0: tile weights in the network's own units (aihwkit InferenceRPUConfig default); ω = 1: max|W_tile| = 1
+    L = _layer(P=2, m=12, n=20)
+    x = np.random.default_rng(1).uniform(0, 1, (16, 20)).astype(np.float32)
+    exact = np.einsum("bn,pmn->pbm", x, L.W) + L.b[:, None]
+    syn0 = Crossbar(noise="none", io={"out_noise": 0.0}, drift_compensation=False, weight_scaling_omega=0.0)
+    syn1 = Crossbar(noise="none", io={"out_noise": 0.0}, drift_compensation=False, weight_scaling_omega=1.0)
+    c = substrates.CostCounter()
+    st0, st1 = syn0.program(L, np.random.default_rng(0), c), syn1.program(L, np.random.default_rng(0), c)
+    W0, _ = syn0.state_at(st0, 0.0, np.random.default_rng(0), c)
+    W1, _ = syn1.state_at(st1, 0.0, np.random.default_rng(0), c)
+    assert np.allclose(W0, L.W, atol=1e-6) and np.allclose(np.abs(W1).max(axis=(1, 2)), 1.0)
+    for syn, st in ((syn0, st0), (syn1, st1)):
+        y = syn.read(st, x[None], np.random.default_rng(2), c)
+        # error ≤ half an ADC step (24/510, times the output scale) + DAC rounding Σ|w|·(1/126)
+        scale = 1.0 if syn is syn0 else np.abs(L.W).max(axis=(1, 2))[:, None, None]
+        bound = 0.5 * 24 / 510 * scale + np.abs(L.W).sum(2)[:, None, :] / 126
+        assert np.all(np.abs(y - exact) <= bound + 1e-5)
