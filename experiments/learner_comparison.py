@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 #: label → learner spec. Defaults unless stated; polystep's settings were tuned (digits, ideal).
 LEARNERS = {
     "openes": {"name": "openes"},
+    "openes[lr=0.005]": {"name": "openes", "lr": 0.005},   # the hard-LIF setting of experiments/spiking_digits.py
     "spsa": {"name": "spsa"},
     "mezo": {"name": "mezo"},
     "eggroll": {"name": "eggroll"},

@@ -78,7 +78,7 @@ def test_bptt_is_a_labelled_baseline():
 
 @pytest.mark.parametrize("kw,param", [({"surrogate": "sigmoid"}, "surrogate"), ({"slope": 0}, "slope"),
                                       ({"lr": -1.0}, "lr"), ({"optimizer": "rmsprop"}, "optimizer"),
-                                      ({"weight_decay": -1e-4}, "weight_decay")])
+                                      ({"weight_decay": -1e-4}, "weight_decay"), ({"threads": -1}, "threads")])
 def test_bad_parameters_raise_naming_them(kw, param):
     with pytest.raises(ValueError, match=rf"^{param}="):
         neurozo.learners.get("bptt", **kw)
