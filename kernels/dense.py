@@ -90,6 +90,12 @@ def dense_population(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     dt = W.dtype
     x = np.ascontiguousarray(x, dtype=dt)
     out = np.empty((P, x.shape[1], m), dtype=dt)
+    if P == 1:
+        # one member (monitoring, large layers): numpy's threaded GEMM straight into the
+        # output and a vectorised bias add; inside prange the bias loop runs on one thread
+        np.matmul(x[0], W[0].T, out=out[0])
+        out[0] += b[0].astype(dt, copy=False)
+        return out
     return _dense_population(x, np.ascontiguousarray(W), np.ascontiguousarray(b, dtype=dt), out)
 
 
