@@ -14,8 +14,21 @@ and 1/f noise at t are drawn once per time, as aihwkit's
 Writes the table to docs/noise_study_pcm.md (+ .csv) and the plot to
 docs/noise_study_pcm.png.
 
-    python experiments/noise_study_pcm.py                 # ≈ 1 min on 2 cores
-    python experiments/noise_study_pcm.py --seeds 10 --out /tmp/study
+``--aihwkit-src DIR`` deploys the same trained network on IBM aihwkit 1.2
+itself as well — its pure-PyTorch inference tiles (``TorchInferenceRPUConfig``:
+PCMLikeNoiseModel, GlobalDriftCompensation, default IOParameters) run from an
+unpacked source tree with the unbuilt C++ extension stubbed (see
+``validate_aihwkit_source.py``), with the same weight scaling (ω = 1) — and
+adds those rows to the table: a direct check of the whole deployment against
+the reference simulator.
+
+    pip download aihwkit==1.2.0 --no-deps -d /tmp/aihwkit && tar xzf /tmp/aihwkit/aihwkit-1.2.0.tar.gz -C /tmp/aihwkit
+    A=/tmp/aihwkit/aihwkit-1.2.0/src
+    python experiments/noise_study_pcm.py --aihwkit-src $A                                     # docs/noise_study_pcm.*
+    python experiments/noise_study_pcm.py --aihwkit-src $A --seeds 25 --name noise_study_pcm_25seeds
+    python experiments/noise_study_pcm.py --aihwkit-src $A --seeds 25 --hidden 128 --name noise_study_pcm_h128
+
+(without ``--aihwkit-src`` only the neurozo rows; ≈ 20 s per 5 seeds on 2 cores)
 """
 
 from __future__ import annotations
@@ -83,16 +96,57 @@ def accuracy(out, y):
     return float(np.mean(out[0].argmax(-1) == y))
 
 
+def deploy_aihwkit(src, mlp, theta, xt, yt, seeds, omega=1.0):
+    """The same network on aihwkit 1.2's torch inference tiles: rows like neurozo's, simulator='aihwkit'."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from validate_aihwkit_source import import_aihwkit
+
+    import_aihwkit(src)
+    import torch
+    from aihwkit.nn import AnalogLinear, AnalogSequential
+    from aihwkit.simulator.configs import TorchInferenceRPUConfig
+
+    rows = []
+    x = torch.from_numpy(np.asarray(xt, dtype=np.float32))
+    for comp in (True, False):
+        for seed in range(seeds):
+            torch.manual_seed(1000 + seed)
+            rc = TorchInferenceRPUConfig()
+            rc.mapping.weight_scaling_omega = omega
+            if not comp:
+                rc.drift_compensation = None
+            mods = []
+            for k in range(mlp.n_layers):
+                W, b = mlp.view(theta, f"W{k}"), mlp.view(theta, f"b{k}")
+                lin = AnalogLinear(W.shape[1], W.shape[0], bias=True, rpu_config=rc)
+                lin.set_weights(torch.from_numpy(W.astype(np.float32)), torch.from_numpy(b.astype(np.float32)))
+                mods.append(lin)
+                if k < mlp.n_layers - 1:
+                    mods.append(torch.nn.ReLU())
+            net = AnalogSequential(*mods).eval()
+            net.program_analog_weights()
+            for label, t in TIMES:
+                net.drift_analog_weights(t)
+                with torch.no_grad():
+                    pred = net(x).argmax(-1).numpy()
+                rows.append({"simulator": "aihwkit", "compensation": comp, "seed": seed, "time": label, "t_s": t,
+                             "test_acc": float(np.mean(pred == yt))})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs"))
+    ap.add_argument("--aihwkit-src", default=None, help="also deploy on aihwkit 1.2 (source tree, torch tiles)")
+    ap.add_argument("--hidden", type=int, nargs="*", default=[32], help="hidden layer widths (default 32)")
+    ap.add_argument("--name", default="noise_study_pcm", help="base name of the output files")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
 
     task = tasks.get("digits")
-    mlp, theta = train_float_mlp(task, epochs=args.epochs)
+    mlp, theta = train_float_mlp(task, sizes=(64, *args.hidden, 10), epochs=args.epochs)
     xt, yt = task.test_data()
     ideal = substrates.get("ideal")
     float_acc = accuracy(mlp.forward(Members(theta[None]), xt, ideal, np.random.default_rng(0)), yt)
@@ -107,22 +161,26 @@ def main(argv=None):
             prog = sub.program(layers, rng)                     # one programming of the chip
             for label, t in TIMES:
                 out = sub.run(prog, xt, rng, mlp.activations, t=t)
-                rows.append({"compensation": comp, "seed": seed, "time": label, "t_s": t,
+                rows.append({"simulator": "neurozo", "compensation": comp, "seed": seed, "time": label, "t_s": t,
                              "test_acc": accuracy(out, yt)})
+    if args.aihwkit_src:
+        rows += deploy_aihwkit(args.aihwkit_src, mlp, theta, xt, yt, args.seeds)
     df = pd.DataFrame(rows)
-    summary = (df.groupby(["compensation", "t_s", "time"], sort=True)["test_acc"]
-               .agg(["mean", "std", "min", "max", "count"]).reset_index().sort_values(["compensation", "t_s"],
-                                                                                       ascending=[False, True]))
-    ref = {c: float(summary[(summary.compensation == c) & (summary.t_s == 1.0)]["mean"].iloc[0]) for c in (True, False)}
-    summary["drop_vs_1s_pp"] = [100 * (ref[c] - mu) for c, mu in zip(summary.compensation, summary["mean"])]
+    summary = (df.groupby(["simulator", "compensation", "t_s", "time"], sort=True)["test_acc"]
+               .agg(["mean", "std", "min", "max", "count"]).reset_index()
+               .sort_values(["simulator", "compensation", "t_s"], ascending=[False, False, True]))
+    ref = {(s_, c): float(g["mean"].iloc[0]) for (s_, c), g in summary[summary.t_s == 1.0].groupby(
+        ["simulator", "compensation"])}
+    summary["drop_vs_1s_pp"] = [100 * (ref[(s_, c)] - mu)
+                                for s_, c, mu in zip(summary.simulator, summary.compensation, summary["mean"])]
     summary["drop_vs_float_pp"] = 100 * (float_acc - summary["mean"])
 
     os.makedirs(args.out, exist_ok=True)
-    csv = os.path.join(args.out, "noise_study_pcm.csv")
+    csv = os.path.join(args.out, args.name + ".csv")
     df.to_csv(csv, index=False)
-    png = os.path.join(args.out, "noise_study_pcm.png")
+    png = os.path.join(args.out, args.name + ".png")
     plot(summary, df, float_acc, png)
-    md = os.path.join(args.out, "noise_study_pcm.md")
+    md = os.path.join(args.out, args.name + ".md")
     write_markdown(md, summary, float_acc, mlp, args, time.perf_counter() - t_start)
     print(summary.to_string(index=False))
     print(f"wrote {md}, {csv}, {png}")
@@ -138,14 +196,14 @@ def plot(summary, df, float_acc, path):
     from neurozo.plotting.curves import mean_ci
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for comp, style in ((True, "o-"), (False, "s--")):
-        g = df[df.compensation == comp]
+    for (sim, comp), g in df.groupby(["simulator", "compensation"], sort=False):
+        style = ("o-" if comp else "s--") if sim == "neurozo" else ("^:" if comp else "v:")
         ts = sorted(g.t_s.unique())
         stats = [mean_ci(g[g.t_s == t].test_acc.to_numpy()) for t in ts]
         mu = np.array([s[0] for s in stats])
         half = np.array([s[1] for s in stats])
         lo, hi = mu - half, mu + half
-        ax.plot(ts, 100 * mu, style, label=f"pcm, drift compensation {'on' if comp else 'off'}")
+        ax.plot(ts, 100 * mu, style, label=f"{sim} pcm, drift compensation {'on' if comp else 'off'}")
         ax.fill_between(ts, 100 * lo, 100 * hi, alpha=0.2)
     ax.axhline(100 * float_acc, color="k", lw=0.8, ls=":", label="float (software)")
     ax.set_xscale("log")
@@ -170,19 +228,21 @@ def write_markdown(path, summary, float_acc, mlp, args, wall):
         "9-bit ADC, output noise 0.06, iterative bound management; weight scaling ω = 1) and read at "
         f"each time after one programming, {args.seeds} programming seeds per setting.",
         "",
-        "| drift compensation | read time | accuracy mean (%) | std (pp) | min–max (%) | drop vs 1 s (pp) | drop vs float (pp) |",
-        "|---|---|---|---|---|---|---|",
+        "| simulator | drift compensation | read time | accuracy mean (%) | std (pp) | min–max (%) | drop vs 1 s (pp) | drop vs float (pp) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for _, r in summary.iterrows():
-        lines.append(f"| {'on' if r.compensation else 'off'} | {r.time} | {100 * r['mean']:.2f} | {100 * r['std']:.2f} "
+        lines.append(f"| {r.simulator} | {'on' if r.compensation else 'off'} | {r.time} | {100 * r['mean']:.2f} | {100 * r['std']:.2f} "
                      f"| {100 * r['min']:.2f}–{100 * r['max']:.2f} | {r.drop_vs_1s_pp:+.2f} | {r.drop_vs_float_pp:+.2f} |")
     lines += [
         "",
-        "![accuracy vs time](noise_study_pcm.png)",
+        f"![accuracy vs time]({args.name}.png)",
         "",
-        f"Command: `python experiments/noise_study_pcm.py --seeds {args.seeds} --epochs {args.epochs}` "
+        f"Command: `python experiments/noise_study_pcm.py --seeds {args.seeds} --epochs {args.epochs}"
+        f"{' --hidden ' + ' '.join(map(str, args.hidden)) if args.hidden != [32] else ''}"
+        f"{' --aihwkit-src DIR' if args.aihwkit_src else ''}{' --name ' + args.name if args.name != 'noise_study_pcm' else ''}` "
         f"({datetime.date.today().isoformat()}, {platform.machine()} {os.cpu_count()}-core CPU, shared; "
-        f"{wall:.0f} s wall). Per-seed values: `noise_study_pcm.csv`.",
+        f"{wall:.0f} s wall). Per-seed values: `{args.name}.csv`.",
         "",
     ]
     with open(path, "w") as f:
