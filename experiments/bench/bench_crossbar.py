@@ -14,9 +14,13 @@ and reported as ratios against the floor:
             read-out of I_512 through the IO path) and programming (noise,
             drift exponents, compensation baseline), per call;
 * aihwkit   ``AnalogLinear(512, 512)`` with ``InferenceRPUConfig()`` (PCM noise
-            model, global drift compensation), ``drift_analog_weights(86400)``,
-            eval-mode forward under ``torch.no_grad`` — only if aihwkit imports
-            (it builds from source; the script skips it cleanly otherwise).
+            model, global drift compensation, ω = 1 as neurozo's preset),
+            ``drift_analog_weights(86400)``, eval-mode forward under
+            ``torch.no_grad`` — only if aihwkit imports (it builds from source;
+            the script skips it cleanly otherwise). With ``--aihwkit-src DIR``
+            and no installed aihwkit, aihwkit's pure-PyTorch inference tile
+            (``TorchInferenceRPUConfig``) is timed from its source tree instead
+            (labelled as such: it is not the C++ tile REFERENCES.md measured).
 
 Run (unset the OpenBLAS core-type override in this command only):
 
@@ -30,6 +34,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -45,25 +50,45 @@ def best_of(fn, repeats):
     return min(ts), float(np.median(ts))
 
 
-def aihwkit_forward(W, x, t, repeats):
+def aihwkit_forward(W, x, t, repeats, src=None):
+    """Time aihwkit's AnalogLinear eval forward; ((best, median) or None, note)."""
     try:
         import torch
         from aihwkit.nn import AnalogLinear
         from aihwkit.simulator.configs import InferenceRPUConfig
+        cfg, note = InferenceRPUConfig(), "aihwkit " + __import__("aihwkit").__version__ + " InferenceRPUConfig"
     except Exception as e:  # not installed / not built
-        return None, f"skipped: aihwkit not importable ({type(e).__name__}: {e})"
+        if not src:
+            return None, f"skipped: aihwkit not importable ({type(e).__name__}: {e})"
+        # aihwkit's pure-PyTorch inference tile from a source tree (C++ extension stubbed, unused)
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+        from validate_aihwkit_source import import_aihwkit
+
+        import_aihwkit(src)
+        import torch
+        from aihwkit.nn import AnalogLinear
+        from aihwkit.simulator.configs import TorchInferenceRPUConfig
+        cfg = TorchInferenceRPUConfig()
+        note = "aihwkit 1.2 TorchInferenceRPUConfig (pure-PyTorch tile, from source; not the C++ InferenceTile)"
     torch.set_num_threads(os.cpu_count() or 1)
-    layer = AnalogLinear(W.shape[1], W.shape[0], bias=False, rpu_config=InferenceRPUConfig())
+    cfg.mapping.weight_scaling_omega = 1.0                  # as neurozo's pcm preset
+    layer = AnalogLinear(W.shape[1], W.shape[0], bias=False, rpu_config=cfg)
     layer.set_weights(torch.from_numpy(W))
     layer.eval()
+    layer.program_analog_weights()
     layer.drift_analog_weights(t)
     xt = torch.from_numpy(x)
+    Wt = torch.from_numpy(W)
 
     def fwd():
         with torch.no_grad():
             layer(xt)
 
-    return best_of(fwd, repeats), "aihwkit " + __import__("aihwkit").__version__
+    def floor():
+        with torch.no_grad():
+            xt @ Wt.T
+
+    return (best_of(fwd, repeats), best_of(floor, repeats)), note
 
 
 def main():
@@ -73,6 +98,8 @@ def main():
     ap.add_argument("--t", type=float, default=86400.0, help="read time after programming (s)")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--aihwkit-src", default=None,
+                    help="if aihwkit is not installed: time its pure-PyTorch inference tile from this source tree")
     args = ap.parse_args()
 
     from neurozo import substrates
@@ -103,7 +130,7 @@ def main():
     drift = best_of(fresh_state, max(3, args.repeats // 5))
     program = best_of(lambda: syn.program(layer, rng, sub.costs), max(3, args.repeats // 5))
     full = best_of(lambda: sub.forward([layer], x, rng, ["identity"]), max(3, args.repeats // 5))
-    ai, ai_note = aihwkit_forward(W, x, args.t, args.repeats)
+    ai, ai_note = aihwkit_forward(W, x, args.t, args.repeats, args.aihwkit_src)
 
     res = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -121,8 +148,11 @@ def main():
         "aihwkit": ai_note,
     }
     if ai is not None:
+        ai, torch_floor = ai
         res["aihwkit_forward_ms"] = [1e3 * v for v in ai]
+        res["torch_floor_gemm_ms"] = [1e3 * v for v in torch_floor]
         res["ratio_read_vs_aihwkit"] = read[0] / ai[0]
+        res["ratio_aihwkit_vs_torch_floor"] = ai[0] / torch_floor[0]
     print(f"{res['shape']} | {res['machine']} | {res['load']}")
     print(f"floor float32 GEMM           best {floor[0] * 1e3:8.3f} ms  median {floor[1] * 1e3:8.3f} ms")
     print(f"neurozo pcm read (t cached)  best {read[0] * 1e3:8.3f} ms  median {read[1] * 1e3:8.3f} ms"
@@ -131,7 +161,10 @@ def main():
     print(f"program (2·512² writes)      best {program[0] * 1e3:8.3f} ms  ({program[0] / floor[0]:.1f}× floor)")
     print(f"Substrate.forward (prog+rd)  best {full[0] * 1e3:8.3f} ms  ({full[0] / floor[0]:.1f}× floor)")
     if ai is not None:
-        print(f"aihwkit AnalogLinear eval    best {ai[0] * 1e3:8.3f} ms  → neurozo/aihwkit {res['ratio_read_vs_aihwkit']:.2f}")
+        print(f"aihwkit AnalogLinear eval    best {ai[0] * 1e3:8.3f} ms  median {ai[1] * 1e3:8.3f} ms"
+              f"  → neurozo/aihwkit {res['ratio_read_vs_aihwkit']:.2f} ({ai_note})")
+        print(f"torch float32 GEMM floor     best {torch_floor[0] * 1e3:8.3f} ms  (aihwkit/torch floor "
+              f"{res['ratio_aihwkit_vs_torch_floor']:.2f}×)")
     else:
         print(f"aihwkit: {ai_note}")
     print(f"per-read counts: {per_read}")
