@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "prefer_event", "is_binary",
+__all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "prefer_event", "event_threshold", "is_binary",
            "EVENT_MAX_DENSITY", "CHUNK", "BLOCK_M"]
 
 #: neurons per parallel work item of the LIF scan
@@ -178,9 +178,25 @@ def leaky_integrate(z: np.ndarray, T: int, beta: float, record_mem: bool = False
 
 # --------------------------------------------------------------------------- event-driven
 
-#: input density below which the event-driven accumulate beats one GEMM of the
-#: same product (measured crossover, see experiments/bench/bench_lif_opennm.py)
+#: input density below which the event-driven accumulate beats one GEMM of the same
+#: product, by input width n (crossovers measured on the 2-core benchmark machine with
+#: experiments/bench/bench_lif_opennm.py --sweep: ~2% at n = 512, ~7% at n = 1024,
+#: ~9% at n = 4096 — small layers have cheap GEMMs and relatively costly event lists)
+EVENT_DENSITY_BY_WIDTH = ((512, 0.02), (1024, 0.05))
 EVENT_MAX_DENSITY = 0.08
+
+
+def event_threshold(n: int) -> float:
+    """Largest input density at which the event-driven path is chosen for width n."""
+    for width, d in EVENT_DENSITY_BY_WIDTH:
+        if n <= width:
+            return min(d, EVENT_MAX_DENSITY)
+    return EVENT_MAX_DENSITY
+
+
+def prefer_event(nnz: int, size: int, n: int) -> bool:
+    """True when ``nnz`` active inputs out of ``size`` (rows × n) are sparse enough for events."""
+    return size > 0 and nnz < event_threshold(n) * size
 
 
 @njit(cache=True)
@@ -197,11 +213,6 @@ def is_binary(a: np.ndarray) -> bool:
     return bool(_is_binary(np.ascontiguousarray(a).reshape(-1)))
 
 
-def prefer_event(nnz: int, size: int, n: int) -> bool:
-    """True when ``nnz`` active inputs out of ``size`` (rows × n) are sparse enough for events."""
-    return size > 0 and nnz < EVENT_MAX_DENSITY * size
-
-
 @njit(parallel=True, fastmath=False, cache=True)
 def _row_counts(x, cnt):  # pragma: no cover - compiled
     Px, R, n = x.shape
@@ -210,8 +221,7 @@ def _row_counts(x, cnt):  # pragma: no cover - compiled
         r = k % R
         c = 0
         for j in range(n):
-            if x[q, r, j] != 0:
-                c += 1
+            c += 1 if x[q, r, j] != 0 else 0
         cnt[k + 1] = c
     return cnt
 
@@ -222,13 +232,18 @@ def _row_fill(x, ptr, idx, val):  # pragma: no cover - compiled
     for k in prange(Px * R):
         q = k // R
         r = k % R
-        pos = ptr[k]
+        ib = np.empty(n, dtype=np.int32)        # branch-free compaction into a row buffer
+        vb = np.empty(n, dtype=x.dtype)
+        pos = 0
         for j in range(n):
             v = x[q, r, j]
-            if v != 0:
-                idx[pos] = j
-                val[pos] = v
-                pos += 1
+            ib[pos] = j
+            vb[pos] = v
+            pos += 1 if v != 0 else 0
+        p0 = ptr[k]
+        for c in range(pos):
+            idx[p0 + c] = ib[c]
+            val[p0 + c] = vb[c]
     return idx
 
 

@@ -72,7 +72,10 @@ def _neurozo_spikes(layers, x, beta, reset, dtype):
 @pytest.mark.parametrize("event", [False, True], ids=["dense-gemm", "event-driven"])
 def test_spike_trains_identical_to_snntorch(beta, reset, event, monkeypatch):
     """Every spike of every layer at every step equals snnTorch Leaky's (3 layers, T = 50)."""
-    monkeypatch.setattr(lif_k, "EVENT_MAX_DENSITY", 1.01 if event else 0.0)
+    calls = []
+    real = lif_k.spike_accumulate
+    monkeypatch.setattr(lif_k, "prefer_event", lambda nnz, size, n: event)
+    monkeypatch.setattr(lif_k, "spike_accumulate", lambda *a, **k: calls.append(1) or real(*a, **k))
     rng = np.random.default_rng(int(beta * 100) + (reset == "zero"))
     layers = _layers(rng)
     x = _dyadic(rng, (50, 6, SIZES[0]), 1.0, bits=4) + np.float32(0.25)
@@ -83,6 +86,7 @@ def test_spike_trains_identical_to_snntorch(beta, reset, event, monkeypatch):
         assert ref[k].sum() > 0, "the reference must spike for the test to mean anything"
         np.testing.assert_array_equal(got[k], ref[k], err_msg=f"layer {k}")
     np.testing.assert_array_equal(out[0], ref[2].sum(axis=0))   # spike-count readout
+    assert len(calls) == (2 if event else 0)                    # layers 2 and 3 took the event path
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
@@ -301,3 +305,11 @@ def test_rate_coded_input_counts_acs_on_the_first_layer():
     tr = sub.neuron.trace
     assert sub.costs.counts["macs"] == 0
     assert sub.costs.counts["acs"] == np.count_nonzero(tr["input"]) * 32 + np.count_nonzero(tr["spikes"][0]) * 10
+
+
+def test_event_path_is_chosen_by_measured_density():
+    n = 4096
+    thr = lif_k.event_threshold(n)
+    assert lif_k.prefer_event(int(0.5 * thr * 100 * n), 100 * n, n)
+    assert not lif_k.prefer_event(int(1.5 * thr * 100 * n), 100 * n, n)
+    assert lif_k.event_threshold(64) <= lif_k.event_threshold(4096)

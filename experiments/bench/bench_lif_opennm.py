@@ -78,6 +78,8 @@ def main():
         dev = np.random.default_rng(0)
         r["neurozo_s"], r["neurozo_med_s"] = best_of(lambda: sub.run(prog, x, dev, ["relu"]), args.repeats)
 
+        r["read_s"], _ = best_of(lambda: sub.synapse.read(prog[0], x[None], dev, sub.costs), args.repeats)
+
         def layer_with_spikes():
             z = sub.synapse.read(prog[0], x[None], dev, sub.costs)
             return lif_k.lif_scan(z.reshape(1, T, B * n), T, 0.9, 1.0, write_spikes=True)
@@ -138,6 +140,8 @@ def main():
             line += (f" | snnTorch {r['snntorch_s']:.3f} s ({r['snntorch_s'] / f:.2f}x floor; "
                      f"neurozo {r['snntorch_s'] / r['neurozo_spikes_s']:.1f}x faster)")
         print(line, flush=True)
+        print(f"  of which the synapse read (dense_population GEMM + bias) {r['read_s']:.3f} s "
+              f"({r['read_s'] / f:.2f}x floor); layer-1 spike density {r['density_layer1']:.3f}", flush=True)
         print(f"  layer 2, {r['density_in']:.3f} spike density: event-driven {r['event_s']:.3f} s = "
               f"{r['event_s'] / r['floor_spikes_s']:.2f}x the dense floor ({r['floor_spikes_s']:.3f} s); "
               f"read + LIF {r['layer2_s']:.3f} s = {r['layer2_s'] / r['floor_spikes_s']:.2f}x", flush=True)
