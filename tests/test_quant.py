@@ -180,3 +180,16 @@ def test_bad_kernel_bits():
         qk.fixed_point(np.zeros(3), 1, 1.0)
     with pytest.raises(ValueError, match="acc_bits"):
         qk.int_matmul(np.zeros((1, 1, 2), np.int8), np.zeros((1, 1, 2), np.int8), 65)
+
+
+def test_quantized_synapse_with_spiking_neurons():
+    if "lif" not in substrates.neurons.names():
+        pytest.skip("no LIF neuron registered")
+    sub = substrates.compose({"name": "quantized", "bits": 4}, "lif")
+    rng = np.random.default_rng(0)
+    layers = [DenseWeights(rng.normal(size=(2, 10, 8)), np.zeros((2, 10))),
+              DenseWeights(rng.normal(size=(2, 3, 10)), np.zeros((2, 3)))]
+    y = sub.forward(layers, rng.random((4, 8)).astype(np.float32), rng, ["relu", "identity"])
+    assert y.shape == (2, 4, 3) and np.all(np.isfinite(y))
+    c = sub.costs.counts
+    assert c["macs"] > 0 and c["acs"] > 0          # dense input currents, then spike-driven accumulates
