@@ -146,10 +146,10 @@ def _next_u64(s):
 @njit(inline="always")
 def _u01(r):
     """A uint64 → a double in (0, 1) (53 bits, never 0 or 1)."""
-    return (np.float64(r >> _S11) + 0.5) * _INV53
+    return (np.float64(np.int64(r >> _S11)) + 0.5) * _INV53  # < 2**53: the signed conversion is exact
 
 
-@njit
+@njit(inline="always")
 def _normal(s):
     """One standard normal from stream state s; returns (new state, value)."""
     while True:
@@ -157,7 +157,7 @@ def _normal(s):
         i = np.intp(r & _MASK8)
         neg = ((r >> _S8) & _ONE) == _ONE
         j = r >> _S12
-        x = np.float64(j) * _ZW[i]
+        x = np.float64(np.int64(j)) * _ZW[i]  # j < 2**52: the signed conversion is exact (and one instruction)
         if j < _ZK[i]:
             return s, (-x if neg else x)
         if i == 0:  # tail beyond r (Marsaglia 1964)
@@ -238,7 +238,11 @@ def _consensus_run(x, E, a, idx, m, c, w, best_x, best_e, fmin):
     tot = 0.0
     for k in range(B):
         e = E[m, k]
-        wk = math.exp(-a * e - mx) if math.isfinite(e) else 0.0
+        wk = 0.0
+        if math.isfinite(e):
+            t = -a * e - mx
+            if t > -746.0:  # exp underflows to exactly 0 below −745.13: skip the call (a large α makes most such)
+                wk = math.exp(t)
         w[m, 0, k] = wk
         tot += wk
     for j in range(d):
@@ -280,8 +284,8 @@ def _polar_particle(x, E, a, idx, m, i, ci, c, w, kernel, kfac):
         return
     tot = 0.0
     for k in range(B):
-        v = w[m, ci, k]
-        wk = math.exp(v - mx) if v > -np.inf else 0.0
+        v = w[m, ci, k] - mx
+        wk = math.exp(v) if v > -746.0 else 0.0
         w[m, ci, k] = wk
         tot += wk
     for j in range(d):
@@ -323,20 +327,31 @@ def _move_particle(x, c, ci, w, wi, snap, m, i, h, hm, a, lam, dt, sigma, noise,
                 t = hi * (x[m, i, j] - c[m, ci, j])
                 q += t * t
             scale = scale * math.sqrt(q)
-        for j in range(d):
-            dj = hi * (x[m, i, j] - c[m, ci, j])
-            s, z = _normal(s)
-            if noise == 1:
+        # two loops rather than a branch per element: the compiler keeps each one tight
+        if noise == 1:
+            for j in range(d):
+                dj = hi * (x[m, i, j] - c[m, ci, j])
+                s, z = _normal(s)
                 xn = x[m, i, j] - lam * dt * dj + scale * dj * z
-            else:
+                if not (xn <= clip):
+                    xn = clip
+                elif xn < -clip:
+                    xn = -clip
+                t = xn - x[m, i, j]
+                dsq += t * t
+                x[m, i, j] = xn
+        else:
+            for j in range(d):
+                dj = hi * (x[m, i, j] - c[m, ci, j])
+                s, z = _normal(s)
                 xn = x[m, i, j] - lam * dt * dj + scale * z
-            if not (xn <= clip):
-                xn = clip
-            elif xn < -clip:
-                xn = -clip
-            t = xn - x[m, i, j]
-            dsq += t * t
-            x[m, i, j] = xn
+                if not (xn <= clip):
+                    xn = clip
+                elif xn < -clip:
+                    xn = -clip
+                t = xn - x[m, i, j]
+                dsq += t * t
+                x[m, i, j] = xn
         return dsq
     # covariance / sampling noise: Σ_k √w_k (x_k − c) ζ_k
     B = w.shape[2]
