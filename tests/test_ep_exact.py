@@ -6,6 +6,12 @@ the only error left is each estimator's bias in β:
 * RBP itself equals the finite-difference gradient of the loss at the fixed point;
 * symmetric β = 0.1 and holomorphic N ≥ 4, |β| = 0.5 have cosine ≥ 0.999 with RBP;
 * the one-sided bias grows as O(β) and the N-point bias as O(|β|^N): log–log slopes.
+
+The N-point expansion converges only inside the radius of convergence of β ↦ u*_β, which
+the poles of the complex sigmoid (4u − 2 = ±iπ, i.e. Im u = ±π/4 at Re u = 0.5) bound.
+|β| = 0.5 is inside it for these nets, except for a few examples of a few random deeper
+nets: on [5, 7, 6, 10], seed 2, N = 4 gives cos 0.998 (N = 6: 0.9998); the alignment test
+therefore runs N = 4 and N = 6 on the one-hidden-layer net [6, 8, 10] and N = 6 on the deeper.
 """
 
 import numpy as np
@@ -19,7 +25,7 @@ from neurozo.models.energy import EnergyNet
 SUB = neurozo.substrates.get("ideal", dtype="float64")
 
 
-def _setup(seed, tied=True, sizes=(5, 7, 6, 3)):
+def _setup(seed, tied=True, sizes=(5, 7, 6, 10)):
     m = EnergyNet(sizes=list(sizes), tied=tied, alpha=0.0 if tied else 90.0, T1=4000, tol=1e-13)
     rng = np.random.default_rng(seed)
     th = m.init(rng)
@@ -44,9 +50,9 @@ def _rbp(m, th, free, prog, x, y, rng):
     p = np.exp(o - o.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)
     p[np.arange(len(y)), y] -= 1
-    delta, change = recurrent_backprop(m, th, [a[0] for a in free.u], p @ m.view(th, "Wout"),
-                                       steps=20000, tol=1e-14)
-    assert change <= 1e-14
+    delta, change, _ = recurrent_backprop(m, th, [a[0] for a in free.u], p @ m.view(th, "Wout"),
+                                          steps=20000, tol=1e-14)
+    assert change.shape == (len(x),) and change.max() <= 1e-14
     return delta, p
 
 
@@ -89,13 +95,15 @@ def test_rbp_equals_finite_difference_gradient(tied):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("estimator, beta, N", [("symmetric", 0.1, 2), ("holomorphic", 0.5, 4),
-                                                ("holomorphic", 0.5, 6)])
-def test_estimates_align_with_rbp_on_tied_nets(seed, estimator, beta, N):
-    m, th, x, y, prog, free, rng = _setup(seed)
+@pytest.mark.parametrize("sizes, estimator, beta, N", [
+    ((6, 8, 10), "symmetric", 0.1, 2), ((6, 8, 10), "holomorphic", 0.5, 4), ((6, 8, 10), "holomorphic", 0.5, 6),
+    ((5, 7, 6, 10), "symmetric", 0.1, 2), ((5, 7, 6, 10), "holomorphic", 0.5, 6),
+])
+def test_estimates_align_with_rbp_on_tied_nets(seed, sizes, estimator, beta, N):
+    m, th, x, y, prog, free, rng = _setup(seed, sizes=sizes)
     delta, e = _rbp(m, th, free, prog, x, y, rng)
     d, evals, res = ep_error(m, prog, x, y, free, SUB, rng, estimator, beta, N, T2=4000)
-    assert res < 1e-12
+    assert res.shape == (len(x),) and res.max() < 1e-12
     assert evals == (2 if estimator == "symmetric" else N)
     assert _cos(d, delta) >= 0.999
     for k in range(m.L):
@@ -126,11 +134,11 @@ def _bias_slope(m, x, y, prog, free, rng, delta, estimator, betas, N):
 ])
 def test_bias_order_in_beta(estimator, N, betas, slope):
     # bias = a_{N+1}|β|^N + a_{2N+1}|β|^{2N} + …: the log–log slope is N up to the next term
-    # (measured on seeds 0–2 of these nets: 0.99–1.00, 1.97–2.04, 2.98–3.02, 4.00–4.02)
+    # (measured on seeds 0–2 of this net: 1.00–1.02, 1.92–2.16, 2.99–3.08, 3.93–4.00)
     m, th, x, y, prog, free, rng = _setup(1)
     delta, _ = _rbp(m, th, free, prog, x, y, rng)
     got, errs = _bias_slope(m, x, y, prog, free, rng, delta, estimator, betas, N)
-    assert abs(got - slope) < 0.25, (got, errs)
+    assert abs(got - slope) < 0.25, (got, errs)    # slope 1 vs 2 vs 3 vs 4: well separated
     assert errs[0] < errs[-1]
 
 
@@ -144,10 +152,10 @@ def test_holomorphic_N1_is_one_sided_and_N2_is_symmetric():
 
 
 def test_learner_step_logs_alignment_on_a_tied_net():
-    m = EnergyNet(sizes=[5, 7, 6, 3], T1=4000, tol=1e-13)
+    m = EnergyNet(sizes=[6, 8, 10], T1=4000, tol=1e-13)
     rng = np.random.default_rng(4)
     th = m.init(rng)
-    x, y = rng.random((8, 5)), rng.integers(0, 3, 8)
+    x, y = rng.random((8, 6)), rng.integers(0, 10, 8)
     for est, beta, N in [("symmetric", 0.1, 2), ("holomorphic", 0.5, 4)]:
         learner = EP(estimator=est, beta=beta, N=N, T2=4000)
         prob = Problem(m, SUB, None, np.random.default_rng(0))

@@ -81,15 +81,18 @@ def test_relax_update_rejects_bad_arrays():
 def test_views_tied_and_untied():
     tied = EnergyNet(sizes=[4, 5, 6, 3])
     untied = EnergyNet(sizes=[4, 5, 6, 3], tied=False, alpha=90)
-    assert "B0" not in tied.views and untied.views["B0"][1] == (5, 6)
-    assert untied.n_params == tied.n_params + 5 * 6
-    assert tied.views["Wout"][1] == (3, 6) and tied.io_shape == (4, 3)
+    # state layers 5, 6 and the 3 output units; feedback 6→5 and 3→6; readout 3→3
+    assert tied.state_sizes == [5, 6, 3] and tied.views["W2"][1] == (3, 6)
+    assert "B0" not in tied.views and untied.views["B0"][1] == (5, 6) and untied.views["B1"][1] == (6, 3)
+    assert untied.n_params == tied.n_params + 5 * 6 + 6 * 3
+    assert tied.views["Wout"][1] == (3, 3) and tied.io_shape == (4, 3)
     th = tied.init(np.random.default_rng(0))
-    np.testing.assert_array_equal(tied.feedback(th, 0), tied.view(th, "W1").T)
+    np.testing.assert_array_equal(tied.feedback(th, 1), tied.view(th, "W2").T)
     # tied: the feedback's gradient lands on W_{k+1}ᵀ
-    g = tied.pack_grad([np.zeros((5, 4)), np.zeros((6, 5))], [np.zeros(5), np.zeros(6)], [np.ones((5, 6))],
-                       np.zeros((3, 6)), np.zeros(3))
+    g = tied.pack_grad([np.zeros((5, 4)), np.zeros((6, 5)), np.zeros((3, 6))], [np.zeros(5), np.zeros(6), np.zeros(3)],
+                       [np.ones((5, 6)), 2 * np.ones((6, 3))], np.zeros((3, 3)), np.zeros(3))
     np.testing.assert_array_equal(tied.view(g, "W1"), np.ones((6, 5)))
+    np.testing.assert_array_equal(tied.view(g, "W2"), 2 * np.ones((3, 6)))
 
 
 def test_alpha_init_angle():
@@ -184,6 +187,7 @@ def test_complex_read_is_two_real_reads():
 
 def test_every_product_goes_through_the_synapse():
     # one relaxation step: L forward + (L−1) feedback reads, costed as MACs on the substrate
+    # (state layers 7, 6, 3 of sizes [5, 7, 6, 3])
     m, th, x, _ = _net(T1=1)
     sub = _ideal64()
     rng = np.random.default_rng(0)
@@ -191,8 +195,8 @@ def test_every_product_goes_through_the_synapse():
     sub.costs.reset()
     m.relax(prog, x, sub, rng, steps=1)
     B = len(x)
-    assert sub.costs.counts["macs"] == B * (5 * 7 + 7 * 6 + 6 * 7)
-    assert sub.costs.counts["neuron_updates"] == B * (7 + 6)
+    assert sub.costs.counts["macs"] == B * ((5 * 7 + 7 * 6 + 6 * 3) + (6 * 7 + 3 * 6))
+    assert sub.costs.counts["neuron_updates"] == B * (7 + 6 + 3)
 
 
 def test_nonconvergence_is_reported():
@@ -213,7 +217,7 @@ def test_converged_forward_does_not_warn():
 
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("kw, name", [
-    ({"T1": 0}, "T1"), ({"sizes": [4, 3]}, "sizes"), ({"sizes": [4, 0, 3]}, r"sizes\[1\]"),
+    ({"T1": 0}, "T1"), ({"sizes": [4]}, "sizes"), ({"sizes": [4, 0, 3]}, r"sizes\[1\]"),
     ({"activation": "relu"}, "activation"), ({"alpha": 30.0}, "alpha"),
     ({"tied": False, "alpha": -1.0}, "alpha"), ({"dt": 0.0}, "dt"), ({"dt": 1.5}, "dt"),
     ({"tol": -1e-3}, "tol"), ({"init_scale": 0.0}, "init_scale"), ({"tied": "yes"}, "tied"),

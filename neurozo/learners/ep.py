@@ -33,10 +33,13 @@ relaxation is done digitally; its MACs are counted). Homeostasis JVPs are not
 mini-batch evaluations; their reads count MACs.
 
 Non-convergence: the residual ‖F(u)‖/√N of the free and nudged phases is logged every
-step (``residual_free``, ``residual_nudged``, ``nonconverged`` = fraction of the
-batch above the model's ``tol`` after T1 steps). ``nonconverged="skip"`` drops those
-examples from the update, ``"raise"`` stops with an error, ``"report"`` (default)
-keeps them and logs.
+step (``residual_free``/``residual_nudged``: largest in the batch; ``nonconverged``/
+``nonconverged_nudged``: fraction of the batch above the model's ``tol`` after T1/T2
+steps). ``nonconverged="skip"`` drops those examples from the update (``skipped``:
+the fraction dropped), ``"raise"`` stops with an error, ``"report"`` (default) keeps
+them and logs. On a noisy device the residual never falls below the read-noise floor:
+set the model's ``tol`` to that floor. (The continuous-time estimator's state follows
+a rotating nudge and has no fixed point; its residual is logged, not tested.)
 """
 
 from __future__ import annotations
@@ -106,12 +109,13 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def recurrent_backprop(model, theta: np.ndarray, u: List[np.ndarray], g_r: np.ndarray, steps: int = 500,
-                       tol: float = 1e-10) -> Tuple[List[np.ndarray], float]:
+                       tol: float = 1e-10) -> Tuple[List[np.ndarray], np.ndarray, int]:
     """δ = −J⁻ᵀ·∂ℓ/∂u at the fixed point u (per layer (B, n_k)) by δ ← φ'(u)⊙(W_recᵀδ) + ∂ℓ/∂u.
 
-    g_r is ∂ℓ/∂r of the last layer (B, n_{L−1}); θ's weights are used. Stops when the RMS
-    change of δ is ≤ tol·RMS(δ). Returns (δ per layer, last relative RMS change — the
-    iteration's non-convergence measure).
+    g_r is ∂ℓ/∂r of the last layer (B, n_{L−1}); θ's weights are used. Stops when every
+    example's RMS change of δ is ≤ tol·RMS(δ), or after ``steps``. Returns (δ per layer,
+    per-example relative change at the last iteration (B,) — the iteration's non-convergence
+    measure: it grows without bound where J is not stable —, iterations done).
     """
     L = model.L
     D = [ep_k.phi_prime(model.activation, np.real(a)) for a in u]
@@ -120,38 +124,45 @@ def recurrent_backprop(model, theta: np.ndarray, u: List[np.ndarray], g_r: np.nd
     W = [model.view(theta, f"W{k}") for k in range(L)]
     Bk = [model.feedback(theta, k) for k in range(L - 1)]
     delta = [a.copy() for a in g_u]
-    change = float("inf")
-    for _ in range(steps):
-        new = []
-        for k in range(L):
-            s = np.zeros_like(delta[k])
-            if k < L - 1:
-                s += delta[k + 1] @ W[k + 1]
-            if k > 0:
-                s += delta[k - 1] @ Bk[k - 1]
-            new.append(D[k] * s + g_u[k])
-        num = sum(np.sum((a - b) ** 2) for a, b in zip(new, delta))
-        den = sum(np.sum(a * a) for a in new)
-        change = float(np.sqrt(num / den)) if den > 0 else 0.0
-        delta = new
-        if change <= tol:
-            break
-    return delta, change
+    change = np.full(len(g_r), np.inf)
+    it = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for it in range(1, steps + 1):
+            new = []
+            for k in range(L):
+                s = np.zeros_like(delta[k])
+                if k < L - 1:
+                    s += delta[k + 1] @ W[k + 1]
+                if k > 0:
+                    s += delta[k - 1] @ Bk[k - 1]
+                new.append(D[k] * s + g_u[k])
+            num = sum(np.sum((a - b) ** 2, axis=-1) for a, b in zip(new, delta))
+            den = sum(np.sum(a * a, axis=-1) for a in new)
+            change = np.where(den > 0, np.sqrt(num / np.where(den > 0, den, 1.0)), 0.0)
+            change = np.where(np.isfinite(change), change, np.inf)
+            delta = new
+            if np.all(change <= tol):
+                break
+    return delta, change, it
+
+
+#: relative change of the RBP iteration above which an example's δ counts as not converged
+RBP_ACCEPT = 1e-6
 
 
 def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: float, N: int, T2: int,
              periods: int = 2) -> Tuple[List[np.ndarray], int, float]:
     """EP neuronal error d per layer (B, n_k) from the free state ``free`` (a ``Relaxation``).
 
-    Returns (d, evaluations used, max residual of the nudged phases).
+    Returns (d, evaluations used, per-example largest residual of the nudged phases (B,)).
     """
     r0 = [a[0] for a in free.r]
-    res = 0.0
+    res = np.zeros(len(x))
 
     def nudged(b, steps=T2, **kw):
         nonlocal res
         rel = model.relax(prog, x, substrate, rng, steps=steps, u0=free.u, beta=b, y=y, **kw)
-        res = max(res, rel.max_residual)
+        res = np.maximum(res, rel.residual[0])
         return [a[0] for a in rel.r]
 
     if estimator == "one_sided":
@@ -256,29 +267,43 @@ class EP(Learner):
         if not conv.all() and p.nonconverged == "raise":
             raise RuntimeError(f"free relaxation did not converge within T1={model.T1}: residual "
                                f"{free.max_residual:.3g} > tol={model.tol:g} for {int((~conv).sum())} examples")
-        keep = conv if p.nonconverged == "skip" else np.ones_like(conv)
-        nb = int(keep.sum())
 
         r0 = [a[0] for a in free.r]
         u0 = [a[0] for a in free.u]
         V = model.view(theta, "Wout")
         need_rbp = p.estimator == "rbp" or (p.align_every and state.step % p.align_every == 0)
         delta = None
+        rbp_ok = np.ones_like(conv)
         if need_rbp:
-            delta, rbp_change = recurrent_backprop(model, theta, u0, e @ V, steps=p.rbp_steps)
-            info["rbp_residual"] = rbp_change
+            delta, rbp_change, rbp_iters = recurrent_backprop(model, theta, u0, e @ V, steps=p.rbp_steps)
+            rbp_ok = rbp_change <= RBP_ACCEPT
+            info["rbp_residual"] = float(np.max(rbp_change))
+            info["rbp_nonconverged"] = float(1.0 - rbp_ok.mean())
+            delta = [np.where(rbp_ok[:, None], a, 0.0) for a in delta]    # never use a diverged δ
         if p.estimator == "rbp":
             d = delta
             problem.count(1)
-            sub.costs.add(macs=int(p.rbp_steps * len(y) * sum(np.prod(model.views[f"W{k}"][1])
-                                                              for k in range(1, model.L)) * 2))
+            sub.costs.add(macs=int(rbp_iters * len(y) * 2 * sum(np.prod(model.views[f"W{k}"][1])
+                                                                  for k in range(1, model.L))))
+            conv = conv & rbp_ok
         else:
             d, used, res = ep_error(model, prog, x, y, free, sub, rng, p.estimator, p.beta, p.N, p.T2, p.periods)
             problem.count(used)
-            info["residual_nudged"] = res
+            info["residual_nudged"] = float(res.max())
+            if p.estimator != "continuous":   # a rotating nudge keeps the state moving: no fixed point
+                ok = res <= model.tol
+                info["nonconverged_nudged"] = float(1.0 - ok.mean())
+                if not ok.all() and p.nonconverged == "raise":
+                    raise RuntimeError(f"nudged relaxation did not converge within T2={p.T2}: residual "
+                                       f"{res.max():.3g} > tol={model.tol:g} for {int((~ok).sum())} examples")
+                conv = conv & ok
+        keep = conv if p.nonconverged == "skip" else np.ones_like(conv)
+        info["skipped"] = float(1.0 - keep.mean())
+        nb = int(keep.sum())
 
-        def grads(err):
-            w = keep[:, None] / max(nb, 1)
+        def grads(err, mask=None):
+            mask = keep if mask is None else mask
+            w = mask[:, None] / max(int(mask.sum()), 1)
             pre = [x.astype(np.float64)] + r0[:-1]
             g_fwd = [(err[k] * w).T @ pre[k] for k in range(model.L)]
             g_b = [(err[k] * w).sum(0) for k in range(model.L)]
@@ -293,10 +318,11 @@ class EP(Learner):
         g = model.pack_grad(g_fwd, g_b, g_fbk, g_out, g_bout)
 
         if delta is not None and p.estimator != "rbp":
+            both = keep & rbp_ok      # alignment over the examples whose d and δ are both used/defined
             for k in range(model.L):
-                info[f"cos_d{k}"] = _cos(d[k][keep], delta[k][keep])
-            g_rec = model.pack_grad(g_fwd, g_b, g_fbk, *zero_out)
-            g_ref = model.pack_grad(*grads(delta), *zero_out)
+                info[f"cos_d{k}"] = _cos(d[k][both], delta[k][both])
+            g_rec = model.pack_grad(*grads(d, both), *zero_out)
+            g_ref = model.pack_grad(*grads(delta, both), *zero_out)
             info["cos_grad"] = _cos(g_rec, g_ref)
 
         if delta is not None:

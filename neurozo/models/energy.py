@@ -5,9 +5,11 @@ gradients through finite size oscillations"; Laborieux & Zenke (2024),
 "Improving equilibrium propagation without weight symmetry through Jacobian
 homeostasis".
 
-State layers k = 0 … L−1 of widths sizes[1:-1]; the input x (sizes[0]) is
-clamped and a separate linear softmax readout maps the last state layer to
-sizes[-1] classes. With u_k the pre-activations and r_k = φ(u_k):
+State layers k = 0 … L−1 of widths sizes[1:] — hidden layers and the output
+layer, whose C = sizes[−1] units are part of the dynamics (784-256-256-10 in
+the paper); the input x (sizes[0]) is clamped, and a separate linear softmax
+readout V (C×C) on the output layer gives the logits. With u_k the
+pre-activations and r_k = φ(u_k):
 
     F_k(u) = W_k·r_{k−1} + B_k·r_{k+1} + b_k − u_k        (r_{−1} = x, no B_{L−1})
     F_{L−1} += β·∂ℓ/∂r_{L−1}  while nudged,  ℓ = CE(softmax(V·r_{L−1} + c), y)
@@ -91,14 +93,14 @@ class Relaxation:
 
 @registry.register("energy")
 class EnergyNet(Model):
-    """Layered recurrent (EP) network: sizes [n_in, state widths..., n_classes], flat θ."""
+    """Layered recurrent (EP) network: sizes [n_in, hidden..., n_out] (all but n_in are state
+    layers; a linear softmax readout n_out → n_out gives the logits), flat θ."""
 
-    def __init__(self, sizes: Sequence[int] = (64, 128, 64, 10), activation: str = "ep_sigmoid",
+    def __init__(self, sizes: Sequence[int] = (64, 128, 10), activation: str = "ep_sigmoid",
                  tied: bool = True, alpha: float = 0.0, init_scale: float = 1.0, T1: int = 150,
                  dt: float = 1.0, tol: float = 1e-5):
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 3:
-            fail("sizes", sizes, "must list at least three widths [n_in, state layer(s)..., n_classes], "
-                                 "e.g. [64, 128, 64, 10]")
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+            fail("sizes", sizes, "must list at least two widths [n_in, hidden..., n_out], e.g. [64, 128, 10]")
         self.sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
         self.activation = check_choice("activation", activation, sorted(ep_k.PHI))
         self.tied = check_bool("tied", tied)
@@ -112,7 +114,7 @@ class EnergyNet(Model):
         self.tol = check_float("tol", tol, 0)
         self._params = {"sizes": list(self.sizes), "activation": activation, "tied": tied, "alpha": alpha,
                         "init_scale": init_scale, "T1": T1, "dt": dt, "tol": tol}
-        self.state_sizes = self.sizes[1:-1]
+        self.state_sizes = self.sizes[1:]
         self.L = len(self.state_sizes)
         self.n_state = int(sum(self.state_sizes))
         self.views = {}

@@ -1,0 +1,243 @@
+"""EP without weight symmetry, and Jacobian homeostasis — the ablation of Laborieux & Zenke
+(ICLR 2024, "Improving equilibrium propagation without weight symmetry through Jacobian
+homeostasis") on `digits` and `mnist1d`, 3 seeds, plus the analog `pcm` substrate.
+
+Variants (one layered recurrent network per task, ``energy`` model, holomorphic EP N = 4):
+
+    BP                 exact gradient of the same network at its fixed point (recurrent backprop)
+    symmetric hEP      tied weights (B_k = W_{k+1}ᵀ)
+    untied hEP 90°     separate feedback, initialised at α = 90° (independent)
+    untied + homeo     the same with Jacobian homeostasis (weight λ)
+    pcm tied hEP       tied θ, but forward and feedback are separate PCM conductances: programming
+                       noise makes them asymmetric (the experiment no anchor has); every read noisy
+    pcm untied hEP 90° untied α = 90° on PCM, without and with homeostasis (J·ε read on the device)
+
+Every variant gets the same number of training steps (the budget is steps × the learner's
+evaluations per step: BP 2, hEP N = 4 5). Each step logs the RBP alignment (cosine of the EP
+weight gradient with the exact one), the symmetry ratio ‖S‖/(‖S‖ + ‖A‖) of W_rec (θ's and, on
+PCM, the programmed device's), the relaxation residuals and the fraction of the batch skipped
+because a relaxation did not converge.
+
+Writes docs/ep_homeostasis.md (table), docs/ep_homeostasis_runs.csv (one row per run),
+docs/ep_homeostasis_history.csv (every logged row) and docs/ep_homeostasis_alignment.png /
+docs/ep_homeostasis_curves.png. Runs are stored under --store and skipped when present, so an
+interrupted run resumes.
+
+    python experiments/ep_homeostasis.py                      # 2 tasks × 6 variants × 3 seeds
+    python experiments/ep_homeostasis.py --variants pcm_homeo # + homeostasis on the device
+    python experiments/ep_homeostasis.py --quick              # 1 seed, few steps: a smoke test
+    python experiments/ep_homeostasis.py --tasks digits --variants bp sym untied homeo
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+
+# small networks: one thread per run, runs in parallel processes (results do not depend on it)
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+TASKS = {
+    # task: (state sizes, steps, batch)
+    "digits": ([64, 128, 10], 400, 64),
+    "mnist1d": ([40, 128, 10], 400, 64),
+}
+MODEL = {"name": "energy", "T1": 150, "dt": 0.5, "tol": 5e-4}
+HEP = {"name": "ep", "estimator": "holomorphic", "beta": 0.2, "N": 4, "T2": 60, "lr": 0.02,
+       "momentum": 0.9, "nonconverged": "skip"}
+LAMBDA = 1.0
+PCM_TOL = 0.05     # the relaxation's residual floor under PCM read noise (measured: ≈ 0.015–0.03)
+
+VARIANTS = {
+    # key: (label, substrate, model overrides, learner overrides)
+    "bp": ("BP", "ideal", {"tied": True}, {"estimator": "rbp"}),
+    "sym": ("symmetric hEP", "ideal", {"tied": True}, {}),
+    "untied": ("untied hEP 90°", "ideal", {"tied": False, "alpha": 90.0}, {}),
+    "homeo": ("untied hEP 90° + homeostasis", "ideal", {"tied": False, "alpha": 90.0}, {"homeostasis": LAMBDA}),
+    "pcm_sym": ("pcm: tied hEP", "pcm", {"tied": True, "tol": PCM_TOL}, {}),
+    "pcm_untied": ("pcm: untied hEP 90°", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {}),
+    "pcm_homeo": ("pcm: untied hEP 90° + homeostasis", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL},
+                  {"homeostasis": LAMBDA}),
+}
+
+
+def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0) -> dict:
+    sizes, steps, batch = TASKS[task]
+    steps = max(2, int(steps * steps_scale))
+    label, substrate, mo, lo = VARIANTS[variant]
+    model = dict(MODEL, sizes=sizes, **mo)
+    learner = dict(HEP, **lo)
+    from neurozo.learners.ep import EP
+
+    per_step = EP(**{k: v for k, v in learner.items() if k != "name"}).evals_per_step
+    return dict(task=task, model=model, substrate=substrate, learner=learner, budget=steps * per_step,
+                seed=seed, batch_size=batch, eval_every=max(per_step, steps * per_step // 30))
+
+
+def _one(args):
+    task, variant, seed, scale, store = args
+    import warnings
+
+    import neurozo
+    from neurozo.store import ResultStore
+
+    cfg = run_config(task, variant, seed, scale)
+    rs = ResultStore(store)
+    key = neurozo.build(**cfg).key
+    if not rs.exists(key):
+        t0 = time.time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # non-convergence is logged per step
+            res = neurozo.run(**cfg, store=rs)
+        print(f"{task:8s} {variant:11s} seed {seed}: {res.status}, test acc {res.final['test_acc']:.4f}, "
+              f"{time.time() - t0:.0f} s", flush=True)
+    rec = rs.read(key)
+    h = pd.DataFrame(rec["history"])
+    h["task"], h["variant"], h["label"], h["seed"] = task, variant, VARIANTS[variant][0], seed
+    return h
+
+
+def summarise(hist: pd.DataFrame) -> pd.DataFrame:
+    """Final and best test accuracy, mean ± 95% CI over seeds, per task and variant."""
+    from neurozo.plotting.curves import mean_ci
+
+    rows = []
+    for (task, variant), g in hist.groupby(["task", "variant"], sort=False):
+        last = g.sort_values("evaluations").groupby("seed").tail(1)
+        best = g.groupby("seed")["test_acc"].max()
+        tail = g[g["step"] >= 0.5 * g["step"].max()]
+        m, h = mean_ci(last["test_acc"].to_numpy())
+        mb, hb = mean_ci(best.to_numpy())
+        row = {"task": task, "variant": variant, "label": VARIANTS[variant][0], "seeds": len(last),
+               "steps": int(last["step"].max()), "evaluations": int(last["evaluations"].max()),
+               "final_acc": m, "final_ci": h, "best_acc": mb, "best_ci": hb,
+               "cos_grad (2nd half)": tail["cos_grad"].mean() if "cos_grad" in tail else np.nan,
+               "symmetry (end)": last["symmetry"].mean() if "symmetry" in last else np.nan,
+               "symmetry_device (end)": last["symmetry_device"].mean() if "symmetry_device" in last else np.nan,
+               "skipped": g["skipped"].mean() if "skipped" in g else np.nan,
+               "energy_mJ": last["energy_pj"].mean() * 1e-9, "wall_s": last["wall_time"].mean()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gap_recovery(summary: pd.DataFrame, sym="sym", untied="untied", homeo="homeo", col="final_acc"):
+    """(homeo − untied)/(sym − untied) per task: the fraction of the untied→symmetric gap recovered."""
+    out = {}
+    for task, g in summary.groupby("task"):
+        a = g.set_index("variant")[col]
+        if {sym, untied, homeo} <= set(a.index):
+            gap = a[sym] - a[untied]
+            out[task] = ((a[homeo] - a[untied]) / gap if gap != 0 else np.nan, gap)
+    return out
+
+
+def plots(hist: pd.DataFrame, out_prefix: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurozo.plotting.curves import learning_curves
+
+    tasks = list(dict.fromkeys(hist["task"]))
+    fig, axes = plt.subplots(2, len(tasks), figsize=(6 * len(tasks), 8), squeeze=False)
+    for j, task in enumerate(tasks):
+        h = hist[(hist["task"] == task) & (hist["variant"] != "bp")]
+        learning_curves(h, metric="cos_grad", by="label", x="step", ax=axes[0, j],
+                        title=f"{task}: cosine of the EP gradient with RBP")
+        axes[0, j].set_ylabel("cos(EP, RBP) of the weight gradient")
+        hs = h[h["variant"].str.contains("untied|homeo")]
+        if len(hs) and "symmetry" in hs:
+            learning_curves(hs, metric="symmetry", by="label", x="step", ax=axes[1, j],
+                            title=f"{task}: symmetry ratio ‖S‖/(‖S‖+‖A‖) of W_rec")
+        hp = hist[(hist["task"] == task) & (hist["variant"] == "pcm_sym")]
+        if len(hp) and "symmetry_device" in hp and hp["symmetry_device"].notna().any():
+            hp = hp.assign(label="pcm: tied θ, programmed device")
+            learning_curves(hp, metric="symmetry_device", by="label", x="step", ax=axes[1, j],
+                            title=f"{task}: symmetry ratio ‖S‖/(‖S‖+‖A‖) of W_rec")
+        axes[1, j].set_ylabel("symmetry ratio")
+    fig.tight_layout()
+    fig.savefig(out_prefix + "_alignment.png", dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for j, task in enumerate(tasks):
+        learning_curves(hist[hist["task"] == task], metric="test_acc", by="label", x="step", ax=axes[0, j],
+                        title=f"{task}: test accuracy")
+    fig.tight_layout()
+    fig.savefig(out_prefix + "_curves.png", dpi=110)
+    plt.close(fig)
+
+
+def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float) -> str:
+    lines = ["| task | variant | steps | final test acc (mean ± 95% CI) | best | cos(EP, RBP), 2nd half | "
+             "symmetry θ / device (end) | skipped | energy (mJ) |", "|---|---|---|---|---|---|---|---|---|"]
+    for _, r in summary.iterrows():
+        sym = " / ".join("—" if not np.isfinite(v) else f"{v:.3f}" for v in (r["symmetry (end)"],
+                                                                           r["symmetry_device (end)"]))
+        lines.append(f"| {r['task']} | {r['label']} | {r['steps']} | {100 * r['final_acc']:.1f} ± "
+                     f"{100 * r['final_ci']:.1f} | {100 * r['best_acc']:.1f} | "
+                     f"{'—' if not np.isfinite(r['cos_grad (2nd half)']) else format(r['cos_grad (2nd half)'], '.3f')}"
+                     f" | {sym} | {100 * r['skipped']:.1f}% | {r['energy_mJ']:.3g} |")
+    lines.append("")
+    for task, (frac, gap) in rec.items():
+        lines.append(f"- {task}: symmetric − untied gap {100 * gap:.1f} pp; homeostasis recovers "
+                     f"{100 * frac:.0f}% of it (goal ≥ 80%).")
+    lines += ["", f"Command: `{cmd}`  ", f"Machine: {platform.processor() or platform.machine()}, "
+              f"2-core CPU, shared; date {datetime.date.today()}; wall time {elapsed / 60:.0f} min."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v != "pcm_homeo"],
+                    choices=list(VARIANTS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every task's training steps")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel processes")
+    ap.add_argument("--store", default=os.path.join(ROOT, "results", "ep_homeostasis"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "ep_homeostasis"),
+                    help="prefix of the written tables/plots")
+    ap.add_argument("--quick", action="store_true",
+                    help="1 seed, 5%% of the steps, digits only (smoke test; writes under results/)")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.seeds, a.steps_scale, a.tasks = [0], 0.05, ["digits"]
+        a.out = os.path.join(ROOT, "results", "ep_homeostasis_quick", "ep_homeostasis")
+    jobs = [(t, v, s, a.steps_scale, a.store) for t in a.tasks for v in a.variants for s in a.seeds]
+    t0 = time.time()
+    if a.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(a.jobs) as pool:
+            hs = pool.map(_one, jobs, chunksize=1)
+    else:
+        hs = [_one(j) for j in jobs]
+    hist = pd.concat(hs, ignore_index=True)
+    summary = summarise(hist)
+    rec = gap_recovery(summary)
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    hist.to_csv(a.out + "_history.csv", index=False)
+    summary.to_csv(a.out + "_runs.csv", index=False)
+    plots(hist, a.out)
+    cmd = "python experiments/ep_homeostasis.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = markdown(summary, rec, cmd.strip(), time.time() - t0)
+    with open(a.out + "_table.md", "w") as f:
+        f.write(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
