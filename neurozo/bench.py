@@ -171,11 +171,32 @@ def _num(v) -> str:
     return "" if v is None else str(v)
 
 
+_HIDDEN = ("machine", "date", "load", "loadavg", "meta", "hostname")  # the table's header says these
+
+
+def _normalise(r: Dict[str, Any]) -> Dict[str, Any]:
+    """Map a script's own field names onto the table's columns where the meaning is plain."""
+    r = {k: v for k, v in r.items() if k not in _HIDDEN}
+    if "ratio" not in r:
+        key = next((k for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and ("ratio" in k or "speedup" in k)), None)
+        if key is not None:
+            r["ratio"] = r.pop(key)
+            r["ratio_of"] = key
+    if "skipped" not in r:
+        skips = [f"{k}: {v[len('skipped'):].lstrip(': ')}" for k, v in r.items()
+                 if isinstance(v, str) and v.lower().startswith("skipped")]
+        if skips:
+            r = {k: v for k, v in r.items() if not (isinstance(v, str) and v.lower().startswith("skipped"))}
+            r["skipped"] = "; ".join(skips)
+    return r
+
+
 def render_table(results: List[Dict[str, Any]]) -> str:
     lines = ["| bench | case | neurozo | peer | peer value | ratio | goal | met | details |",
              "|---|---|---|---|---|---|---|---|---|"]
     for res in results:
-        for r in res["rows"]:
+        for r in map(_normalise, res["rows"]):
             unit = f" {r['unit']}" if r.get("unit") else ""
             nz = _num(r.get("neurozo"))
             pv = _num(r.get("peer_value"))

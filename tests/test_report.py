@@ -244,6 +244,16 @@ def test_bench_runs_scripts_and_rewrites_only_its_table(tmp_path, capsys):
     assert main(["bench", "nope", "--dir", str(d), "--doc", str(doc)]) == 2
 
 
+def test_bench_table_maps_a_scripts_own_field_names():
+    from neurozo.bench import render_table
+
+    rows = [{"bench": "x", "machine": "m", "date": "d", "ratio_read_vs_floor": 4.06,
+             "aihwkit": "skipped: aihwkit not importable"}]
+    line = render_table([{"rows": rows}]).splitlines()[2]
+    assert "4.06×" in line and "ratio_of=ratio_read_vs_floor" in line
+    assert "skipped: aihwkit: aihwkit not importable" in line and "machine" not in line
+
+
 def test_bench_creates_the_doc_and_parses_lists():
     assert parse_output('x\nBENCH [{"a": 1}, {"b": 2}]\n') == [{"a": 1}, {"b": 2}]
     assert parse_output("no json here") == []
