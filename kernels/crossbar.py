@@ -47,6 +47,9 @@ from __future__ import annotations
 
 import math
 
+import contextlib
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -58,6 +61,24 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _TWO_PI = 2.0 * math.pi
 _INV53 = 1.0 / 9007199254740992.0
+
+#: below this many elements a kernel call runs on one thread: the parallel region's start-up and
+#: (under load) its threads' spin-waiting cost more than the work; results do not depend on it
+PARALLEL_MIN_WORK = 1 << 15
+
+
+@contextlib.contextmanager
+def threads_for(work: int):
+    """Run the enclosed Numba calls on one thread when ``work`` (elements) is small."""
+    n = numba.get_num_threads()
+    if work >= PARALLEL_MIN_WORK or n == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
 
 
 @njit(inline="always", cache=True)
@@ -133,7 +154,9 @@ def normal_fill(shape, seed: int, dtype=np.float64) -> np.ndarray:
     shape = tuple(int(s) for s in np.atleast_1d(shape))
     m = shape[-1] if shape else 1
     out = np.empty((int(np.prod(shape[:-1])) if len(shape) > 1 else 1, m), dtype=dtype)
-    return _normal_fill(out, np.uint64(int(seed) % 2**64), _ZX, _ZR).reshape(shape)
+    with threads_for(out.size):
+        _normal_fill(out, np.uint64(int(seed) % 2**64), _ZX, _ZR)
+    return out.reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,14 +211,16 @@ def _pcm_at(g, nu, ratio, log_term, g_max, scale, seed, zx, zr, out):  # pragma:
 def pcm_programming_noise(g_target, coeff, g_max: float, coeff_scale: float, scale: float, seed: int):
     """g_prog = max(0, g + s·σ_prog(g)·ξ), σ_prog = Σ_k c_k (g/g_max)^k · coeff_scale (see ``substrates.pcm``)."""
     g = np.ascontiguousarray(g_target, dtype=np.float64)
-    return _pcm_prog(g, np.ascontiguousarray(coeff, dtype=np.float64), float(g_max), float(coeff_scale),
-                     float(scale), np.uint64(int(seed) % 2**64), _ZX, _ZR, np.empty_like(g))
+    with threads_for(g.size):
+        return _pcm_prog(g, np.ascontiguousarray(coeff, dtype=np.float64), float(g_max), float(coeff_scale),
+                         float(scale), np.uint64(int(seed) % 2**64), _ZX, _ZR, np.empty_like(g))
 
 
 def pcm_drift_coefficients(g_target, g_max: float, scale: float, seed: int):
     """ν = s·|μ_ν(g) + σ_ν(g)·ξ| with aihwkit's clipped log-conductance laws."""
     g = np.ascontiguousarray(g_target, dtype=np.float64)
-    return _pcm_nu(g, float(g_max), float(scale), np.uint64(int(seed) % 2**64), _ZX, _ZR, np.empty_like(g))
+    with threads_for(g.size):
+        return _pcm_nu(g, float(g_max), float(scale), np.uint64(int(seed) % 2**64), _ZX, _ZR, np.empty_like(g))
 
 
 def pcm_drift_and_read(g_prog, nu, t_inference: float, t0: float, t_read: float, g_max: float, scale: float,
@@ -205,8 +230,9 @@ def pcm_drift_and_read(g_prog, nu, t_inference: float, t0: float, t_read: float,
     v = np.ascontiguousarray(np.broadcast_to(nu, g.shape), dtype=np.float64)
     t = float(t_inference) + float(t0)
     log_term = math.sqrt(math.log((t + t_read) / (2.0 * t_read)))
-    return _pcm_at(g, v, t / float(t0), log_term, float(g_max), float(scale), np.uint64(int(seed) % 2**64),
-                   _ZX, _ZR, np.empty_like(g))
+    with threads_for(g.size):
+        return _pcm_at(g, v, t / float(t0), log_term, float(g_max), float(scale), np.uint64(int(seed) % 2**64),
+                       _ZX, _ZR, np.empty_like(g))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +277,8 @@ def dac(x2: np.ndarray, res: float, bound: float, noise_management: bool = True,
         red = np.ones(rows.size, dtype=np.float64)
     out = np.empty((rows.size, x2.shape[1]), dtype=np.float32)
     alpha = np.empty(rows.size, dtype=np.float64)
-    _dac_rows(x2, rows, red, bool(noise_management), float(res), float(bound), alpha, out)
+    with threads_for(out.size):
+        _dac_rows(x2, rows, red, bool(noise_management), float(res), float(bound), alpha, out)
     return out, alpha
 
 
@@ -352,8 +379,9 @@ def analog_mvm(x: np.ndarray, W: np.ndarray, *, inp_res: float, inp_bound: float
     rowscale = (a_rows * red * post[member]).astype(np.float64)
     passed = np.empty(P * R, dtype=np.bool_)
     keys = np.arange(P * R, dtype=np.int64)
-    _adc_rows(z, y, keys, member, rowscale, bias, wstd, float(out_noise), float(out_res), float(out_bound),
-              seed, keys, 0, _ZX, _ZR, passed)
+    with threads_for(z.size):
+        _adc_rows(z, y, keys, member, rowscale, bias, wstd, float(out_noise), float(out_res), float(out_bound),
+                  seed, keys, 0, _ZX, _ZR, passed)
     nzr = nz[rowsrc]
     rounds[nzr] = 1
     passed |= ~nzr
@@ -381,8 +409,9 @@ def analog_mvm(x: np.ndarray, W: np.ndarray, *, inp_res: float, inp_bound: float
         wstd_s = _wstd(xq_s, np.arange(idx.size), w_noise)
         rs = (a_s * red * post[mem]).astype(np.float64)
         ok = np.empty(idx.size, dtype=np.bool_)
-        _adc_rows(z_s, y, idx.astype(np.int64), mem, rs, bias, wstd_s, float(out_noise), float(out_res),
-                  float(out_bound), seed, idx.astype(np.int64), rnd, _ZX, _ZR, ok)
+        with threads_for(z_s.size):
+            _adc_rows(z_s, y, idx.astype(np.int64), mem, rs, bias, wstd_s, float(out_noise), float(out_res),
+                      float(out_bound), seed, idx.astype(np.int64), rnd, _ZX, _ZR, ok)
         rounds[idx] += 1
         passed[idx] = ok
     return y.reshape(P, R, m), rounds.reshape(P, R)
@@ -461,6 +490,7 @@ def pulsed_update(w, delta, scale_up, scale_down, slope_up, slope_down, w_min, w
     arrs = [np.ascontiguousarray(np.broadcast_to(a, w.shape), dtype=np.float64)
             for a in (delta, scale_up, scale_down, slope_up, slope_down, w_min, w_max)]
     pulses = np.zeros(w.shape, dtype=np.int64)
-    _pulsed(w, *arrs, float(dw_min), float(c2c), bool(mult_noise), bool(stochastic), int(max_pulses),
-            np.uint64(int(seed) % 2**64), pulses)
+    with threads_for(w.size):
+        _pulsed(w, *arrs, float(dw_min), float(c2c), bool(mult_noise), bool(stochastic), int(max_pulses),
+                np.uint64(int(seed) % 2**64), pulses)
     return w, pulses

@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .crossbar import threads_for
+
 __all__ = ["qmax", "symmetric_scale", "quantize", "dequantize", "fixed_point", "int_matmul",
            "acc_bounds", "int_dtype"]
 
@@ -115,7 +117,9 @@ def quantize(w: np.ndarray, scale: np.ndarray, bits: int, rounding: str = "neare
     if rounding == "nearest":
         return np.clip(np.rint(v), -lim, lim).astype(dt)
     out = np.empty(v.shape, dtype=np.float64)
-    return _stochastic_codes(v, np.uint64(int(seed) % 2**64), lim, out).astype(dt)
+    with threads_for(v.size):
+        _stochastic_codes(v, np.uint64(int(seed) % 2**64), lim, out)
+    return out.astype(dt)
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray, dtype=np.float32) -> np.ndarray:
@@ -186,7 +190,8 @@ def int_matmul(xq: np.ndarray, wq: np.ndarray, acc_bits: int = 32):
     risky = np.broadcast_to(worst > min(hi, 2 ** 53), (P, R))   # float64 GEMM exact below 2^53
     if risky.any():
         pidx, ridx = np.nonzero(risky)
-        _sat_rows(np.ascontiguousarray(xq.astype(np.int64)), np.ascontiguousarray(wq.astype(np.int64)),
-                  pidx.astype(np.int64), ridx.astype(np.int64), np.int64(lo), np.int64(hi), acc)
+        with threads_for(pidx.size * m * n):
+            _sat_rows(np.ascontiguousarray(xq.astype(np.int64)), np.ascontiguousarray(wq.astype(np.int64)),
+                      pidx.astype(np.int64), ridx.astype(np.int64), np.int64(lo), np.int64(hi), acc)
         return acc, int(pidx.size)
     return acc, 0

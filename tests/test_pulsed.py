@@ -90,9 +90,10 @@ def test_linear_step_slope():
 
 
 def test_pulse_noise_seeded_and_thread_independent():
-    d1 = SoftBounds((64, 64), seed=2)
-    d2 = SoftBounds((64, 64), seed=2)
-    delta = np.random.default_rng(0).normal(0, 0.01, (64, 64))
+    shape = (256, 256)                                   # above kernels.crossbar.PARALLEL_MIN_WORK
+    d1 = SoftBounds(shape, seed=2)
+    d2 = SoftBounds(shape, seed=2)
+    delta = np.random.default_rng(0).normal(0, 0.01, shape)
     d1.apply_update(delta, rng=5)
     n = numba.get_num_threads()
     try:
@@ -101,7 +102,7 @@ def test_pulse_noise_seeded_and_thread_independent():
     finally:
         numba.set_num_threads(n)
     assert np.array_equal(d1.w, d2.w)
-    d3 = SoftBounds((64, 64), seed=2)
+    d3 = SoftBounds(shape, seed=2)
     d3.apply_update(delta, rng=6)
     assert not np.array_equal(d1.w, d3.w)
 

@@ -51,7 +51,7 @@ def test_stochastic_rounding_unbiased(frac):
 
 
 def test_stochastic_rounding_seeded_and_thread_independent():
-    w = np.random.default_rng(0).normal(size=(8, 64, 64))
+    w = np.random.default_rng(0).normal(size=(16, 64, 64))         # above the one-thread size
     s = qk.symmetric_scale(w, 4)
     a = qk.quantize(w, s, 4, "stochastic", seed=7)
     n = numba.get_num_threads()
@@ -158,7 +158,8 @@ def test_quantized_spikes_count_acs_and_lowrank_materialises():
 
 
 def test_int_presets_train_on_digits():
-    res = neurozo.run(task="digits", substrate="int8", learner={"name": "openes"}, budget=3200, seed=0)
+    res = neurozo.run(task="digits", substrate="int8", learner={"name": "openes"}, budget=3200, seed=0,
+                      eval_every=1600)
     assert res.status == "finished" and res.final["test_acc"] > 0.6
     assert res.final["writes"] > 0 and res.final["energy_pj"] > 0
 
