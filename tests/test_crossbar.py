@@ -113,6 +113,22 @@ def test_w_noise_is_output_referred_and_ir_drop_reduces_outputs():
     y0, _ = _mvm(xp, Wp, out_res=0.0, bound_management=False, out_bound=1e9)
     y1, _ = _mvm(xp, Wp, out_res=0.0, bound_management=False, out_bound=1e9, ir_drop=1.0)
     assert np.all(y1 < y0) and np.all(y1 > 0)
+    # aihwkit's formula (rpu_forward_backward_pass.cpp applyIrDrop), per output, in float64
+    rng = np.random.default_rng(4)
+    n = 256
+    Wr = rng.uniform(-1, 1, (1, 6, n)).astype(np.float32)
+    xr = rng.uniform(-1, 1, (1, 3, n)).astype(np.float32)
+    y2, _ = _mvm(xr, Wr, inp_res=0.0, out_res=0.0, bound_management=False, out_bound=1e9, ir_drop=2.0)
+    g_ratio = 1.0 / 0.35 / 5e-6
+    for r in range(3):
+        a_nm = np.abs(xr[0, r]).max()
+        xh = xr[0, r].astype(np.float64) / a_nm
+        Wd = Wr[0].astype(np.float64)
+        a = n / g_ratio * (np.abs(Wd) @ np.abs(xh))
+        c = a * (a * (0.05 * a - 0.2) + 0.5)
+        xd = xh * (1 - (1 - np.arange(n) / n) ** 2)
+        ref = (Wd @ xh - 2.0 * c * (Wd @ xd)) * a_nm
+        assert np.allclose(y2[0, r], ref, rtol=1e-4, atol=1e-4)
 
 
 def _layer(P=3, m=24, n=40, seed=0):
