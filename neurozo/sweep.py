@@ -256,11 +256,18 @@ def load_spec(spec, name: Optional[str] = None, overrides: Optional[Mapping[str,
     This checks the spec's own keys and types; ``plan`` then validates every
     expanded run config before anything runs.
     """
+    parsed, problems, where = _parse(spec, name, overrides)
+    problems.raise_if_any(where)
+    return parsed
+
+
+def _parse(spec, name: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None):
+    """(spec with the invalid parts left out, problems, where): ``plan`` goes on to check the runs."""
     source = None
     if isinstance(spec, SweepSpec):
         if overrides:
             fail("overrides", overrides, "apply overrides to a TOML path or a dict, not a parsed SweepSpec")
-        return spec
+        return spec, _Problems(), repr(spec.source) if spec.source else "(dict)"
     if isinstance(spec, (str, os.PathLike)):
         source = str(spec)
         path = Path(spec)
@@ -353,9 +360,17 @@ def load_spec(spec, name: Optional[str] = None, overrides: Optional[Mapping[str,
         elif k in ("x", "metric", "by") and not isinstance(v, str):
             problems.add(f"report.{k}={v!r} is invalid: must be a string")
 
-    problems.raise_if_any(where)
-    return SweepSpec(name=sname, base=dict(base), grid=grid, zips=tuple(zips), out=out,
-                     description=data.get("description", ""), report=dict(report), source=source)
+    # what is left once the invalid parts are set aside, so that the runs can still be checked
+    base = {k: v for k, v in base.items() if k in RUN_KEYS
+            and not (k in COMPONENTS and not (isinstance(v, str) or (isinstance(v, Mapping) and "name" in v)))}
+    ok_path = lambda p: _check_path(p, "", _Problems())  # noqa: E731
+    grid = {p: v for p, v in grid.items() if v and ok_path(p)}
+    zips = [{p: v for p, v in z.items() if v and ok_path(p)} for z in zips
+            if len({len(v) for v in z.values()}) <= 1]
+    zips = [z for z in zips if z]
+    description = data.get("description", "") if isinstance(data.get("description", ""), str) else ""
+    return (SweepSpec(name=sname, base=dict(base), grid=grid, zips=tuple(zips), out=out, description=description,
+                      report=dict(report), source=source), problems, where)
 
 
 # ------------------------------------------------------------------------------------------ expansion
@@ -411,9 +426,7 @@ def plan(spec, name: Optional[str] = None, overrides: Optional[Mapping[str, Any]
     """
     from .run import build
 
-    spec = load_spec(spec, name, overrides)
-    where = repr(spec.source) if spec.source else "(dict)"
-    problems = _Problems()
+    spec, problems, where = _parse(spec, name, overrides)
     seen_msgs: Dict[str, List[str]] = {}
     runs: List[SweepRun] = []
     keys: Dict[str, int] = {}

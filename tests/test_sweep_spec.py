@@ -95,6 +95,17 @@ def test_run_level_problems_are_collected_before_anything_runs(tmp_path):
     assert "popsize=0 is invalid" in str(e.value) and "learner='nope' is unknown" in str(e.value)
 
 
+def test_spec_problems_and_run_problems_are_listed_together():
+    spec = {"base": {**TINY, "epochs": 3}, "grid": {"seed": [], "learner.sigmaa": [0.1]},
+            "zip": {"budget": [40, 48], "learner.lr": [0.1]}}
+    with pytest.raises(ValueError) as e:
+        plan(spec)
+    msg = str(e.value)
+    assert "base.'epochs' is unknown" in msg and "grid.'seed' is an empty axis" in msg and "equal lengths" in msg
+    assert "unknown parameter(s) ['sigmaa']" in msg  # found by building the runs of what is left
+    assert "3 problems" not in msg and msg.count("\n  - ") == 4
+
+
 @pytest.mark.parametrize("spec,needle", [
     ({"base": TINY, "grid": {"seed": 3}}, "must be a list"),
     ({"base": TINY, "grid": {"seed.x": [1]}}, "is a number"),
