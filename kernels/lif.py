@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "prefer_event", "event_threshold", "is_binary",
-           "EVENT_MAX_DENSITY", "CHUNK", "BLOCK_M"]
+           "EVENT_MAX_DENSITY", "ROW_WISE_MAX_EVENTS", "CHUNK", "BLOCK_M"]
 
 #: neurons per parallel work item of the LIF scan
 CHUNK = 512
@@ -232,18 +232,28 @@ def _row_fill(x, ptr, idx, val):  # pragma: no cover - compiled
     for k in prange(Px * R):
         q = k // R
         r = k % R
-        ib = np.empty(n, dtype=np.int32)        # branch-free compaction into a row buffer
-        vb = np.empty(n, dtype=x.dtype)
-        pos = 0
-        for j in range(n):
-            v = x[q, r, j]
-            ib[pos] = j
-            vb[pos] = v
-            pos += 1 if v != 0 else 0
         p0 = ptr[k]
-        for c in range(pos):
-            idx[p0 + c] = ib[c]
-            val[p0 + c] = vb[c]
+        cnt = ptr[k + 1] - p0
+        if cnt * 8 < n:                         # sparse row: a rarely taken branch is cheapest
+            pos = p0
+            for j in range(n):
+                v = x[q, r, j]
+                if v != 0:
+                    idx[pos] = j
+                    val[pos] = v
+                    pos += 1
+        else:                                   # dense row: branch-free compaction into a buffer
+            ib = np.empty(n, dtype=np.int32)
+            vb = np.empty(n, dtype=x.dtype)
+            pos = 0
+            for j in range(n):
+                v = x[q, r, j]
+                ib[pos] = j
+                vb[pos] = v
+                pos += 1 if v != 0 else 0
+            for c in range(pos):
+                idx[p0 + c] = ib[c]
+                val[p0 + c] = vb[c]
     return idx
 
 
@@ -296,6 +306,34 @@ def _spike_accumulate(ptr, idx, val, binary, Px, R, W, b, out):  # pragma: no co
     return out
 
 
+@njit(parallel=True, fastmath=False, cache=True)
+def _spike_accumulate_rows(ptr, idx, val, binary, Px, R, Wt, b, out):  # pragma: no cover - compiled
+    # very sparse input: one work item per (member, row), the whole output row at once
+    P, n, m = Wt.shape
+    for k in prange(P * R):
+        p = k // R
+        r = k % R
+        q = 0 if Px == 1 else p
+        for c in range(m):
+            out[p, r, c] = b[p, c]
+        k0 = ptr[q * R + r]
+        k1 = ptr[q * R + r + 1]
+        for e in range(k0, k1):
+            j = idx[e]
+            v = val[e]
+            if binary:
+                for c in range(m):
+                    out[p, r, c] += Wt[p, j, c]
+            else:
+                for c in range(m):
+                    out[p, r, c] += v * Wt[p, j, c]
+    return out
+
+
+#: below this many active inputs per row (on average) the accumulate runs row by row
+ROW_WISE_MAX_EVENTS = 4.0
+
+
 def spike_accumulate(x: np.ndarray, W: np.ndarray, b: np.ndarray, lists=None) -> np.ndarray:
     """Event-driven y[p] = b[p] + Σ_active x·W[p]ᵀ for sparse (spike) inputs.
 
@@ -316,6 +354,12 @@ def spike_accumulate(x: np.ndarray, W: np.ndarray, b: np.ndarray, lists=None) ->
     ptr, idx, val = lists if lists is not None else active_lists(x)
     binary = bool(val.size == 0 or (np.all(val == 1)))
     out = np.empty((P, R, m), dtype=dt)
+    if idx.size < ROW_WISE_MAX_EVENTS * Px * R:
+        # very sparse (e.g. Poisson inputs at dt = 0.1 ms): row-parallel over a transposed copy
+        Wt = np.ascontiguousarray(np.transpose(W, (0, 2, 1)))
+        _spike_accumulate_rows(ptr, idx, val.astype(dt, copy=False), binary, Px, R, Wt,
+                               np.ascontiguousarray(b, dtype=dt), out)
+        return out
     _spike_accumulate(ptr, idx, val.astype(dt, copy=False), binary, Px, R, np.ascontiguousarray(W),
                       np.ascontiguousarray(b, dtype=dt), out)
     return out

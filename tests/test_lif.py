@@ -313,3 +313,14 @@ def test_event_path_is_chosen_by_measured_density():
     assert lif_k.prefer_event(int(0.5 * thr * 100 * n), 100 * n, n)
     assert not lif_k.prefer_event(int(1.5 * thr * 100 * n), 100 * n, n)
     assert lif_k.event_threshold(64) <= lif_k.event_threshold(4096)
+
+
+def test_row_wise_sparse_accumulate_matches_dense():
+    """Very sparse spikes (< ROW_WISE_MAX_EVENTS per row) take the row-parallel path."""
+    rng = np.random.default_rng(9)
+    x = (rng.random((2, 400, 300)) < 0.002).astype(np.float32)
+    assert np.count_nonzero(x) < lif_k.ROW_WISE_MAX_EVENTS * 800
+    W = rng.standard_normal((2, 50, 300)).astype(np.float32)
+    b = rng.standard_normal((2, 50)).astype(np.float32)
+    ref = np.einsum("prn,pmn->prm", x.astype(np.float64), W.astype(np.float64)) + b[:, None]
+    np.testing.assert_allclose(lif_k.spike_accumulate(x, W, b), ref, atol=1e-5)
