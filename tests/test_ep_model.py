@@ -199,6 +199,29 @@ def test_every_product_goes_through_the_synapse():
     assert sub.costs.counts["neuron_updates"] == B * (7 + 6 + 3)
 
 
+def test_early_stop_is_per_example():
+    # an example that has converged stops relaxing: the batch gives each example's own relaxation,
+    # and the costs are the sum of the examples' own costs
+    m, th, x, _ = _net(T1=500, tol=1e-9)
+    x = np.concatenate([x, 3 * x])            # examples with different convergence times
+    sub = _ideal64()
+    rng = np.random.default_rng(0)
+    prog = m.program(th[None], sub, rng)
+    sub.costs.reset()
+    rel = m.relax(prog, x, sub, rng)
+    batch_macs = sub.costs.counts["macs"]
+    assert rel.converged.all()
+    sub.costs.reset()
+    steps = []
+    for i in range(len(x)):
+        one = m.relax(prog, x[i:i + 1], sub, rng)
+        steps.append(one.steps)
+        for a, b in zip(rel.u, one.u):
+            np.testing.assert_allclose(a[0, i], b[0, 0], rtol=1e-12, atol=1e-14)
+    assert len(set(steps)) > 1 and rel.steps == max(steps)
+    assert sub.costs.counts["macs"] == batch_macs
+
+
 def test_nonconvergence_is_reported():
     m, th, x, _ = _net(T1=2, tol=1e-8)
     sub = _ideal64()

@@ -13,7 +13,8 @@ point u*₀ (T1 steps), then, nudged at its output by F_out += β·∂ℓ/∂r_o
                  only k ≤ N/2 are relaxed: real β_k once, a conjugate pair as 2·Re(·)
     continuous   one relaxation with β_t = |β|·e^{2πit/T2} rotating, T2 steps a period,
                  ``periods`` periods; d = Re Σ_t (φ(u_t) − φ(u*₀))/β_t / T2 over the last
-    rbp          the exact gradient δ (recurrent backprop, below) — the BP baseline
+    rbp          the exact gradient δ (recurrent backprop, below) — the BP baseline; an example
+                 whose δ iteration diverges (J not stable there) contributes nothing
 
 and the weights learn locally, ΔW_pre→post ∝ −d_post·r_preᵀ (r at the free fixed
 point; biases −d; the readout by its own gradient (softmax − onehot)·r_outᵀ).
@@ -31,6 +32,12 @@ and imaginary parts are two reads of every product). Per step: one_sided 2,
 symmetric 3, holomorphic N + 1, continuous 1 + 2·periods, rbp 2 (the backward
 relaxation is done digitally; its MACs are counted). Homeostasis JVPs are not
 mini-batch evaluations; their reads count MACs.
+
+Convergence and the size of β: the N-point expansion holds inside the radius of convergence
+of β ↦ u*_β, bounded by the poles of the complex φ (σ(4u − 2): Im u = ±π/4) and shrinking as
+training drives examples towards marginal stability (the readout gain grows, J approaches
+singularity); on the small nets here |β| = 0.5 leaves it after a few hundred steps, |β| ≤ 0.2
+stays inside (docs/ep_homeostasis.md).
 
 Non-convergence: the residual ‖F(u)‖/√N of the free and nudged phases is logged every
 step (``residual_free``/``residual_nudged``: largest in the batch; ``nonconverged``/
@@ -70,7 +77,7 @@ class EPParams:
     T2: int = 20
     periods: int = 2
     optimizer: str = "sgd"
-    lr: float = 0.05
+    lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 0.0
     homeostasis: float = 0.0

@@ -20,6 +20,11 @@ the fixed-point iteration u ← W·r + b), all layers updated together, for at
 most T1 steps, stopping early once every example's residual
 ‖F(u)‖₂/√N (N state units) is below ``tol``. A relaxation that ends above
 ``tol`` is *not converged*: ``forward`` warns and ``relax`` reports it.
+In a layered network W_rec couples only neighbouring layers (a bipartite
+graph), so the spectrum of W_rec·diag(φ') is symmetric about 0: an example
+near marginal stability also has an eigenvalue near −1, where the dt = 1
+iteration oscillates with period 2; dt = 0.5 converges wherever the
+continuous dynamics du/dt = F(u) do (used in docs/ep_homeostasis.md).
 
 Weights: forward W_k (into layer k), feedback B_k (from layer k+1 into layer
 k), readout V (``Wout``) and c (``bout``). ``tied=True`` makes B_k = W_{k+1}ᵀ
@@ -300,8 +305,9 @@ class EnergyNet(Model):
 
         ``beta`` is the nudge strength: a number (real or complex) or an array of one β per step
         (continuous-time hEP); a nonzero β needs labels ``y``. ``on_step(t, r)`` is called after
-        every step with the new rates (no early stop then). Early stop when every example's
-        residual is ≤ tol (default the model's).
+        every step with the new rates (no early stop then). Early stop per example: an example
+        whose residual is ≤ tol (default the model's) stops relaxing (is no longer read or
+        updated, nor counted in the costs); the loop ends when none is left.
         """
         steps = self.T1 if steps is None else check_int("steps", steps, 1)
         tol = self.tol if tol is None else tol
@@ -325,30 +331,50 @@ class EnergyNet(Model):
                  for a, n in zip(u0, self.state_sizes)]
         r = [ep_k.phi(self.activation, a) for a in u]
         x1 = np.ascontiguousarray(x[None], dtype=np.float64)
-        res = np.zeros((P, B))
+        y = None if y is None else np.asarray(y)
+        res = np.zeros((P, B))        # squared residual of every example's last step
         early = on_step is None
+        active = np.arange(B)         # examples still relaxing (early stop is per example)
+        N = self.n_state
         t = 0
-        cost = P * B * self.n_state * (2 if cplx else 1)
         for t in range(1, steps + 1):
+            part = early and len(active) < B
+            if part:                  # only the examples still relaxing are read and updated
+                uu = [np.ascontiguousarray(a[:, active]) for a in u]
+                rr = [np.ascontiguousarray(a[:, active]) for a in r]
+                xx, yy = x1[:, active], (None if y is None else y[active])
+            else:
+                uu, rr, xx, yy = u, r, x1, y
+            nb = uu[0].shape[1]
             drives = []
             for k in range(self.L):
-                d = self.read(substrate, prog.fwd[k], x1 if k == 0 else r[k - 1], rng) + prog.b[k]
+                d = self.read(substrate, prog.fwd[k], xx if k == 0 else rr[k - 1], rng) + prog.b[k]
                 if k < self.L - 1:
-                    d = d + self.read(substrate, prog.fbk[k], r[k + 1], rng)
+                    d = d + self.read(substrate, prog.fbk[k], rr[k + 1], rng)
                 drives.append(d)
             bt = betas[t - 1] if per_step else betas
             if nudged and bt != 0:
-                _, _, g = self.output_error(prog, r[-1], y, substrate, rng)
+                _, _, g = self.output_error(prog, rr[-1], yy, substrate, rng)
                 drives[-1] = drives[-1] + bt * g
-            res[...] = 0.0
+            rs = np.zeros((P, nb))
             for k in range(self.L):
-                ep_k.relax_update(u[k], np.ascontiguousarray(drives[k], dtype=dtype), r[k], res, self.dt,
+                ep_k.relax_update(uu[k], np.ascontiguousarray(drives[k], dtype=dtype), rr[k], rs, self.dt,
                                   self.activation)
-            substrate.costs.add(neuron_updates=cost)
+            if part:
+                for k in range(self.L):
+                    u[k][:, active] = uu[k]
+                    r[k][:, active] = rr[k]
+                res[:, active] = rs
+            else:
+                res[...] = rs
+            substrate.costs.add(neuron_updates=P * nb * N * (2 if cplx else 1))
             if on_step is not None:
                 on_step(t, r)
-            if early and np.sqrt(res.max() / self.n_state) <= tol:
-                break
+            if early:
+                done = np.sqrt(rs.max(axis=0) / N) <= tol       # converged for every member
+                active = active[~done] if part else np.arange(B)[~done]
+                if len(active) == 0:
+                    break
         return Relaxation(u, r, np.sqrt(res / self.n_state), t, tol)
 
     def forward(self, population, x, substrate, rng):
