@@ -148,7 +148,7 @@ def fmt(m, s, n):
     return f"{100 * m:.1f}" + (f" ± {100 * s:.1f}" if n > 1 and np.isfinite(s) else "")
 
 
-def write_doc(df, recs, args, skipped, elapsed):
+def write_doc(df, recs, args, skipped, elapsed, planned=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,6 +167,9 @@ def write_doc(df, recs, args, skipped, elapsed):
              f"- Budget {args.budget} evaluations, batch {args.batch_size}, seeds {args.seeds}, MLP n_in-{HIDDEN}-10; "
              f"accuracy in % (mean ± std over seeds); energy from each substrate's pJ table (training only, "
              f"monitoring excluded); wall time per run in s (noisy: shared CPU)."]
+    if planned is not None:
+        lines.append(f"- Runs recorded: {len(df)} of {planned} planned"
+                     + (" (partial: rerun the command to complete; recorded runs are skipped)" if len(df) < planned else ""))
     if skipped:
         lines.append(f"- Substrates not present (skipped): {skipped}")
     lines += ["- Learner settings: defaults except " + "; ".join(
@@ -286,7 +289,7 @@ def main(argv=None):
     recs = load(args.out)
     keys = {j["key"] for j in jobs}
     recs = [r for r in recs if r["key"] in keys]
-    write_doc(summarise(recs, args.budget), recs, args, skipped, time.perf_counter() - t0)
+    write_doc(summarise(recs, args.budget), recs, args, skipped, time.perf_counter() - t0, planned=len(jobs))
 
 
 if __name__ == "__main__":
