@@ -22,7 +22,9 @@ DIR is a sweep folder (``manifest.json`` + ``runs/``), a ``compare`` output
 
 Configurations are named by the swept parameters that tell them apart
 (the fewest columns that do, ``.name`` columns first); seeds are
-replicates. The metric is ``test_acc`` when runs report an accuracy, else
+replicates. The x of the metric-vs-x plot is ``x`` (or the spec's
+``[report] x``), else the first numeric parameter that takes several values
+within a configuration (a budget paired with its task is not one). The metric is ``test_acc`` when runs report an accuracy, else
 ``test_loss``. The default target for evaluations-to-target is 90% of the way
 from the mean initial metric to the best configuration's mean final metric.
 """
@@ -167,6 +169,12 @@ def _numeric(s: pd.Series) -> bool:
     return bool(v.notna().all()) and v.nunique() > 1
 
 
+def _crossed(runs: pd.DataFrame, c: str, axes: Sequence[str]) -> bool:
+    """True when ``c`` takes several values inside a configuration (a swept level, not a paired setting)."""
+    labels = _labels(runs, configuration_columns(runs, axes, exclude=[c]))
+    return bool(runs[c].astype(str).groupby(labels).nunique().max() >= 2)
+
+
 def _ci(v) -> float:
     from .plotting.curves import mean_ci
 
@@ -274,7 +282,7 @@ def report(directory, out=None, x: Optional[str] = None, target: Optional[float]
     else:
         ordered = [c for a in axes for c in runs.columns if c == a] + sorted(runs.columns)
         x = next((c for c in ordered if c not in _META and c != "seed" and not c.startswith("final.")
-                  and c in runs and _numeric(runs[c])), None)
+                  and c in runs and _numeric(runs[c]) and _crossed(runs, c, axes)), None)
 
     # configurations
     if by is not None:

@@ -101,6 +101,19 @@ def test_report_plots_and_markdown(tmp_path):
     assert rep.target == pytest.approx(0.1 + 0.9 * (best - 0.1))
 
 
+def test_a_paired_setting_is_not_taken_for_the_x_axis(tmp_path):
+    """budget paired with the task (a zip axis) must not become the x of the metric-vs-x plot."""
+    store = ResultStore(tmp_path / "runs")
+    for i, (task, budget) in enumerate([("a", 100), ("b", 200)]):
+        for seed in range(2):
+            cfg = {"task": {"name": task}, "learner": {"name": "l"}, "budget": budget, "seed": seed}
+            store.write({"key": f"{i}{seed:015x}", "config": cfg, "status": "finished", "message": "",
+                         "history": [{"evaluations": 0, "test_loss": 1.0}, {"evaluations": budget, "test_loss": 0.5}],
+                         "final": {"evaluations": budget, "test_loss": 0.5}, "version": "0", "backend": "cpu"})
+    rep = report(tmp_path, formats=["csv"])
+    assert rep.x is None and set(rep.summary["label"]) == {"a", "b"}
+
+
 def test_configuration_columns_pick_the_fewest_that_separate():
     runs = pd.DataFrame({"learner.name": ["a", "a", "b", "b"], "learner.popsize": [4, 4, np.nan, np.nan],
                          "learner.sigma": [0.1, 0.2, 0.1, 0.2], "seed": [0, 1, 0, 1], "budget": [9, 9, 9, 9]})
