@@ -33,8 +33,8 @@ from numba import cuda, float64, int64, uint64
 from ._cuda_common import cupy_or_none, is_cupy, launch, mul_f64
 from .cbo import NOISES, POLAR_KERNELS, SCHEMES, StepOut, _ZF, _ZK, _ZR, _ZW
 
-__all__ = ["NOISES", "SCHEMES", "POLAR_KERNELS", "cbo_step", "consensus", "effective_sample_size", "ess_alpha",
-           "add_noise", "normals", "uniforms"]
+__all__ = ["NOISES", "SCHEMES", "POLAR_KERNELS", "cbo_step", "consensus", "move", "effective_sample_size",
+           "ess_alpha", "add_noise", "normals", "uniforms"]
 
 ZW = np.ascontiguousarray(_ZW, dtype=np.float64)
 ZK = np.ascontiguousarray(_ZK, dtype=np.uint64)
@@ -507,6 +507,28 @@ def consensus(x, energy, alpha, idx=None, polar="none", kappa=1.0, kernel_alpha=
     launch(_k_polar, M * N, x, E, alpha, idx, allp, active, pk, float(kfac), bool(kernel_alpha), cp_, wp,
            outs=(9, 10))
     return cp_, wp
+
+
+def move(x, c, w, *, idx=None, mov=None, active=None, h=None, alpha=1.0, lam=1.0, dt=0.01, sigma=5.1,
+         noise="isotropic", scheme="cbo", seed=0, step=0, clip=1e8):
+    """The update alone on the GPU, given consensus c and weights w; as ``kernels.cbo.move``."""
+    xp = _xp(x, c)
+    nz, sc, _ = _check_names(noise, scheme, "none")
+    M, N, d = x.shape
+    B = N if idx is None else np.shape(idx)[1]
+    _, alpha, idx, mov, active, h, hm = _prep(xp, x, xp.zeros((M, B)), alpha, idx, mov, active, h)
+    polar = 1 if c.shape[1] == N and N > 1 else 0
+    K = mov.shape[1]
+    snap = xp.empty((M, idx.shape[1], d)) if nz >= 2 else xp.empty((1, 1, 1))
+    nzb = xp.empty((M * K, d)) if nz >= 2 else xp.empty((1, 1))
+    if nz >= 2:
+        launch(_k_snapshot, M, x, idx, active, snap, outs=(3,))
+    dk = xp.zeros((M, K))
+    launch(_k_move, M * K, x, xp.ascontiguousarray(xp.asarray(c), dtype=np.float64),
+           xp.ascontiguousarray(xp.asarray(w), dtype=np.float64), mov, active, h, hm, alpha, float(lam), float(dt),
+           float(sigma), nz, sc, polar, np.uint64(seed), np.int64(step), float(clip), snap, nzb, dk, *_tables(xp),
+           outs=(0, 19))
+    return dk.sum(axis=1)
 
 
 def effective_sample_size(energy, alpha):

@@ -42,14 +42,14 @@ import numpy as np
 from numba import cuda, float64, int64, uint64
 
 from ._cuda_common import cupy_or_none, is_cupy, launch, mul_f64, rint_f64
-from .crossbar import _ZR, _ZTAIL, _ZX
+from .crossbar import _ZR, _ZTAIL, _ZX, mvm_counts  # noqa: F401  (mvm_counts: host arithmetic, shared)
 
 ZX = np.ascontiguousarray(_ZX, dtype=np.float64)
 ZRT = np.ascontiguousarray(_ZR, dtype=np.float64)
 ZTAIL = float(_ZTAIL)
 
-__all__ = ["analog_mvm", "dac", "normal_fill", "pulsed_update", "pcm_programming_noise", "pcm_drift_coefficients",
-           "pcm_drift_and_read"]
+__all__ = ["analog_mvm", "dac", "normal_fill", "pulsed_update", "mvm_counts", "pcm_programming_noise",
+           "pcm_drift_coefficients", "pcm_drift_and_read"]
 
 _TWO_PI = 2.0 * math.pi
 _INV53 = 1.0 / 9007199254740992.0

@@ -80,6 +80,17 @@ def test_step_with_batches_mask_heaviside_hopping_and_polar():
         _same(og.consensus, oc.consensus)
 
 
+@pytest.mark.parametrize("noise", ["isotropic", "covariance"])
+def test_move_alone_identical(noise):
+    x, E = _setup(seed=94)
+    E[1, 2] = 1.0
+    c, w = cbo.consensus(x, E, 4.0)
+    xc, xg = x.copy(), x.copy()
+    kw = dict(alpha=4.0, noise=noise, sigma=1.2, seed=8, step=1)
+    _same(cbo_cuda.move(xg, c, w, **kw), cbo.move(xc, c, w, **kw))
+    _same(xg, xc)
+
+
 def test_ess_alpha_and_resampling_noise():
     _, E = _setup(M=4, N=12)
     _same(cbo_cuda.effective_sample_size(E, 0.7), cbo.effective_sample_size(E, 0.7))
