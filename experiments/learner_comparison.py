@@ -219,7 +219,7 @@ def write_doc(df, recs, args, skipped, elapsed, planned=None):
         nrow = -(-len(combos) // ncol)
         fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
         for ax, (task, sub) in zip(axes.flat, combos):
-            for lb in LEARNERS:
+            for i, lb in enumerate(LEARNERS):
                 hs = [pd.DataFrame(r["history"]) for r in recs if r.get("label") == lb and r["status"] != "failed"
                       and r["config"]["task"]["name"] == task and r["config"].get("budget") == args.budget
                       and (r["config"]["substrate"]["name"] if isinstance(r["config"]["substrate"], dict)
@@ -229,7 +229,7 @@ def write_doc(df, recs, args, skipped, elapsed, planned=None):
                 n = min(len(h) for h in hs)
                 ev = hs[0].evaluations.values[:n]
                 acc = np.nanmean([h.test_acc.values[:n] for h in hs], axis=0)
-                ax.plot(ev, 100 * acc, label=lb, ls="--" if lb == "bptt" else "-")
+                ax.plot(ev, 100 * acc, label=lb, ls="--" if lb == "bptt" else "-", color=plt.cm.tab20(i % 20))
             ax.set_title(f"{task} / {sub}")
             ax.set_xlabel("evaluations")
             ax.set_ylabel("test accuracy (%)")
