@@ -11,6 +11,9 @@ from neurozo.learners.bptt import BPTT
 from neurozo.models.mlp import MLP
 from neurozo.models.population import Members
 
+pytest.importorskip("torch")
+pytest.importorskip("snntorch")
+
 
 def twin_outputs(model, substrate, theta, x):
     import torch

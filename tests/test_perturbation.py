@@ -43,6 +43,7 @@ def cos(a, b):
 
 def linear_problem(substrate=None, sizes=(8, 5, 3), batch=16, seed=0):
     """A small linear net (identity activations) on random data; θ and the torch-true gradient."""
+    pytest.importorskip("torch")
     from neurozo.learners.bptt import BPTT
     from neurozo.models.mlp import MLP
     from neurozo.tasks.base import cross_entropy
