@@ -76,21 +76,22 @@ def test_killed_worker_every_run_recorded_exactly_once(tmp_path):
 
 
 def test_interrupt_then_resume_runs_only_the_missing_keys(tmp_path):
-    spec = {"name": "resume", "base": TINY, "grid": {"seed": list(range(12))}}
-    stop_after = 5
+    # runs of ≈0.1–0.5 s, so that stopping after 3 results leaves most of the 16 undone
+    spec = {"name": "resume", "base": {**TINY, "budget": 6000}, "grid": {"seed": list(range(16))}}
+    stop_after = 3
     res1 = run_sweep(spec, root=tmp_path, n_workers=2, callbacks=[lambda s, r: len(r.ran) >= stop_after],
                      verbose=False, progress=False)
     assert res1.interrupted
     store = ResultStore(tmp_path / "resume" / "runs")
     done1 = set(store.keys())
-    assert stop_after <= len(done1) < 12
+    assert stop_after <= len(done1) < 16
     stamps = {k: (store.path(k).stat().st_mtime_ns, store.path(k).read_text()) for k in done1}
     manifest = json.loads((tmp_path / "resume" / "manifest.json").read_text())
-    assert len(manifest["runs"]) == 12 and manifest["axes"] == ["seed"]
+    assert len(manifest["runs"]) == 16 and manifest["axes"] == ["seed"]
 
     res2 = run_sweep(spec, root=tmp_path, n_workers=2, verbose=False, progress=False)
     assert set(res2.skipped) == done1
-    assert set(res2.ran) == set(res2.planned) - done1 and len(res2.ran) == 12 - len(done1)
+    assert set(res2.ran) == set(res2.planned) - done1 and len(res2.ran) == 16 - len(done1)
     assert set(store.keys()) == set(res2.planned)
     cores = len(os.sched_getaffinity(0))
     for k in store.keys():  # the embedded cluster splits the cores between its workers
@@ -98,7 +99,7 @@ def test_interrupt_then_resume_runs_only_the_missing_keys(tmp_path):
     for k, stamp in stamps.items():  # records finished before the interruption were not touched
         assert (store.path(k).stat().st_mtime_ns, store.path(k).read_text()) == stamp
     res3 = run_sweep(spec, root=tmp_path, verbose=False, progress=False)  # nothing left: no cluster at all
-    assert res3.ran == [] and len(res3.skipped) == 12
+    assert res3.ran == [] and len(res3.skipped) == 16
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the lr=1e300 run overflows on purpose
