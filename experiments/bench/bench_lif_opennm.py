@@ -50,6 +50,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--peer-repeats", type=int, default=1, help="timed snnTorch runs after its warm-up")
     ap.add_argument("--no-snntorch", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="density sweep of event vs GEMM")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -108,7 +109,7 @@ def main():
                         out.append(spk)
                     return torch.stack(out)
 
-            r["snntorch_s"], r["snntorch_med_s"] = best_of(snntorch_forward, args.repeats)
+            r["snntorch_s"], r["snntorch_med_s"] = best_of(snntorch_forward, args.peer_repeats)
             r["torch_threads"] = torch.get_num_threads()
 
         # second layer: spike inputs of the requested density
