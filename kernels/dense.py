@@ -16,7 +16,9 @@ B[p] ∈ R^{n×r} and scale s,
     y[p] = x[p]·Wᵀ + s·(x[p]·B[p])·A[p]ᵀ + b[p]
 
 never forming A·Bᵀ: cost O(B·(m·n + r·(m + n))) per member instead of
-O(m·n) extra memory per member.
+O(m·n) extra memory per member. Because W is shared, x·Wᵀ for all members is
+one GEMM over the stacked (Px·B) rows (one per layer, as fast as inference of
+a single network); the rank-r terms are added per member in ``prange``.
 """
 
 from __future__ import annotations
@@ -41,25 +43,21 @@ def _dense_population(x, W, b, out):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, fastmath=False, cache=True)
-def _dense_lowrank(x, W, b, A, Bf, scale, out):  # pragma: no cover - compiled
-    P = A.shape[0]
-    shared = x.shape[0] == 1
-    Wt = W.T.copy()
-    if shared:
-        base = x[0] @ Wt
+def _lowrank_add(base, b, proj, At, scale, out):  # pragma: no cover - compiled
+    # out[p] = base[p or 0] + b[p] + scale·proj[p]·A[p]ᵀ with proj = x·B (P, nb, r) and
+    # At = Aᵀ (P, r, m); no reductions across threads (thread-count independent)
+    P, nb, m = out.shape
+    r = At.shape[1]
+    shared = base.shape[0] == 1
     for p in prange(P):
-        xp = x[0] if shared else x[p]
-        proj = xp @ Bf[p]                 # (B, r)
-        low = proj @ A[p].T               # (B, m)
-        if shared:
-            for i in range(out.shape[1]):
-                for j in range(out.shape[2]):
-                    out[p, i, j] = base[i, j] + scale * low[i, j] + b[p, j]
-        else:
-            full = xp @ Wt
-            for i in range(out.shape[1]):
-                for j in range(out.shape[2]):
-                    out[p, i, j] = full[i, j] + scale * low[i, j] + b[p, j]
+        bq = base[0] if shared else base[p]
+        for i in range(nb):
+            for j in range(m):
+                out[p, i, j] = bq[i, j] + b[p, j]
+            for s in range(r):
+                c = scale * proj[p, i, s]
+                for j in range(m):
+                    out[p, i, j] += c * At[p, s, j]
     return out
 
 
@@ -112,10 +110,14 @@ def dense_lowrank(x, W, b, A, B, scale: float) -> np.ndarray:
     if x.shape[0] not in (1, P) or x.shape[2] != n:
         raise ValueError(f"x shape {x.shape} does not match W shape {W.shape}")
     dt = W.dtype
+    x = np.ascontiguousarray(x, dtype=dt)
+    # the shared product x·Wᵀ of every member is one GEMM over all Px·Bt rows
+    base = (x.reshape(-1, n) @ W.T).reshape(x.shape[0], x.shape[1], m)
     out = np.empty((P, x.shape[1], m), dtype=dt)
-    return _dense_lowrank(np.ascontiguousarray(x, dtype=dt), np.ascontiguousarray(W),
-                          np.ascontiguousarray(b, dtype=dt), np.ascontiguousarray(A, dtype=dt),
-                          np.ascontiguousarray(B, dtype=dt), dt.type(scale), out)
+    proj = np.matmul(x, np.asarray(B, dtype=dt))          # (P, Bt, r): x[p or 0]·B[p], batched BLAS
+    At = np.ascontiguousarray(A.transpose(0, 2, 1), dtype=dt)
+    return _lowrank_add(base, np.ascontiguousarray(b, dtype=dt), np.ascontiguousarray(proj), At,
+                        dt.type(scale), out)
 
 
 def dense_macs(P: int, B: int, m: int, n: int, rank: int = 0) -> int:
