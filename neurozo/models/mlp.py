@@ -84,17 +84,21 @@ class MLP(Model):
         else:
             layers = []
             for k in range(self.n_layers):
-                b = self.view(pop.base, f"b{k}")[None] + self.view(pop.delta, f"b{k}")
+                b = self.view(pop.base, f"b{k}")[None] + self._delta(pop, f"b{k}")
                 Wn = f"W{k}"
                 if Wn in pop.factors:
                     A, B = pop.factors[Wn]
                     layers.append(LowRankWeights(self.view(pop.base, Wn), b, A, B, pop.scale))
                 else:
-                    W = self.view(pop.base, Wn)[None] + self.view(pop.delta, Wn)
+                    W = self.view(pop.base, Wn)[None] + self._delta(pop, Wn)
                     layers.append(DenseWeights(W, b))
         if pop.node_noise is not None:
             layers = [dataclasses.replace(L, node_noise=nz) for L, nz in zip(layers, pop.node_noise)]
         return layers
+
+    def _delta(self, pop: LowRank, name: str) -> np.ndarray:
+        sl, shape = self.views[name]
+        return pop.delta_at(sl).reshape(pop.size, *shape)
 
     def forward(self, population, x, substrate, rng):
         if x.shape[-1] != self.sizes[0]:
