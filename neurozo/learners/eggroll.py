@@ -54,7 +54,7 @@ class EggRollParams:
     popsize: int = 64
     rank: int = 1
     sigma: float = 0.05
-    lr: float = 0.03
+    lr: float = 0.02
     optimizer: str = "adam"
     fitness: str = "standardize"
     weight_decay: float = 0.0
@@ -96,13 +96,13 @@ def _layout(views, rank: int) -> Tuple[Layout, np.ndarray, int]:
             mats.append((name, sl, (int(m), int(n))))
         else:
             rest.append(np.arange(sl.start, sl.stop))
-    other = np.concatenate(rest) if rest else np.zeros(0, dtype=np.intp)
+    other = np.sort(np.concatenate(rest)) if rest else np.zeros(0, dtype=np.intp)
     return tuple(mats), other.astype(np.intp), D
 
 
 def lowrank_thetas(pop: LowRank, layout: Layout) -> np.ndarray:
     """Materialise every member θ_i = base + delta_i + scale·vec(A_i B_iᵀ) (tests, devices that need it)."""
-    thetas = pop.base[None] + pop.delta
+    thetas = pop.base[None] + pop.full_delta()
     for name, sl, (m, n) in layout:
         A, B = pop.factors[name]
         thetas[:, sl] += pop.scale * np.einsum("pmr,pnr->pmn", A, B).reshape(len(A), m * n)
@@ -153,14 +153,13 @@ class EggRoll(Learner):
             factors[name] = (A, B)
             full[name] = (np.concatenate([A, -A]), np.concatenate([B, B]))
         eps = rng.standard_normal((half, state.other.size))
-        # zeros() is calloc'd: only the bias columns written below are ever touched in memory
-        delta = np.zeros((p.popsize, state.mean.size))
-        delta[:half, state.other] = s * eps
-        delta[half:, state.other] = -s * eps
+        delta = np.concatenate([s * eps, -s * eps])           # (N, K): only the full-noise parameters
         state = replace(state, factors=factors, eps=eps)
         if not state.layout:
-            return Members(state.mean[None] + delta), state
-        return LowRank(state.mean, full, s / np.sqrt(r), delta), state
+            thetas = np.repeat(state.mean[None], p.popsize, axis=0)
+            thetas[:, state.other] += delta
+            return Members(thetas), state
+        return LowRank(state.mean, full, s / np.sqrt(r), delta, delta_index=state.other), state
 
     def shape_fitness(self, losses) -> np.ndarray:
         losses = np.asarray(losses, dtype=np.float64)
