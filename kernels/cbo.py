@@ -62,9 +62,11 @@ __all__ = [
     "normals", "uniforms",
 ]
 
-#: below this many element updates a call runs on one thread: a parallel region costs more than it saves
-#: (and far more on a shared, oversubscribed machine, where every barrier waits for a descheduled thread)
-PARALLEL_MIN_WORK = 1 << 15
+#: below this many element updates a call runs on one thread. A parallel region costs more than it saves
+#: on small work, and on a shared, oversubscribed machine far more: every barrier waits for a descheduled
+#: thread (measured here with two other busy processes on 2 cores: the 100 × 40 × 20 step took 9 ms on two
+#: threads against 0.6 ms on one). Results do not depend on it; set it to 0 to always use every thread.
+PARALLEL_MIN_WORK = 1 << 17
 
 NOISES = {"isotropic": 0, "anisotropic": 1, "covariance": 2, "sampling": 3}
 SCHEMES = {"cbo": 0, "hopping": 1}
@@ -300,22 +302,37 @@ def _polar_particle(x, E, a, idx, m, i, ci, c, w, kernel, kfac):
 
 
 @njit(inline="always")
-def _move_particle(x, c, ci, w, wi, snap, m, i, h, hm, a, lam, dt, sigma, noise, scheme, seed, step, clip):
-    """One Euler–Maruyama (or hopping) step of particle i of run m; returns ‖Δx‖²."""
+def _put(x, m, i, j, xn, clip):
+    """Clip (NaN → +clip) and store x[m, i, j] = xn; returns the squared change."""
+    if not (xn <= clip):
+        xn = clip
+    elif xn < -clip:
+        xn = -clip
+    t = xn - x[m, i, j]
+    x[m, i, j] = xn
+    return t * t
+
+
+@njit(inline="always")
+def _move_particle(x, c, ci, w, wi, snap, m, i, h, hm, a, lam, dt, sigma, noise, scheme, seed, step, clip, zr,
+                   want):
+    """One Euler–Maruyama (or hopping) step of particle i of run m; returns ‖Δx‖² (0 unless ``want``).
+
+    The particle's normals are drawn first into the scratch row zr (the stream is sequential), then the
+    update runs as a separate loop the compiler can vectorize; each branch below is a loop of its own.
+    """
     d = x.shape[2]
     s = _stream_key(seed, step, m, i)
     dsq = 0.0
     if scheme == 1:  # consensus hopping
         for j in range(d):
-            s, z = _normal(s)
-            xn = c[m, ci, j] + sigma * z
-            if not (xn <= clip):
-                xn = clip
-            elif xn < -clip:
-                xn = -clip
-            t = xn - x[m, i, j]
-            dsq += t * t
-            x[m, i, j] = xn
+            s, zr[j] = _normal(s)
+        if want:
+            for j in range(d):
+                dsq += _put(x, m, i, j, c[m, ci, j] + sigma * zr[j], clip)
+        else:
+            for j in range(d):
+                _put(x, m, i, j, c[m, ci, j] + sigma * zr[j], clip)
         return dsq
     hi = h[m, i] if hm else 1.0
     sdt = math.sqrt(dt)
@@ -327,54 +344,43 @@ def _move_particle(x, c, ci, w, wi, snap, m, i, h, hm, a, lam, dt, sigma, noise,
                 t = hi * (x[m, i, j] - c[m, ci, j])
                 q += t * t
             scale = scale * math.sqrt(q)
-        # two loops rather than a branch per element: the compiler keeps each one tight
+        for j in range(d):
+            s, zr[j] = _normal(s)
         if noise == 1:
-            for j in range(d):
-                dj = hi * (x[m, i, j] - c[m, ci, j])
-                s, z = _normal(s)
-                xn = x[m, i, j] - lam * dt * dj + scale * dj * z
-                if not (xn <= clip):
-                    xn = clip
-                elif xn < -clip:
-                    xn = -clip
-                t = xn - x[m, i, j]
-                dsq += t * t
-                x[m, i, j] = xn
+            if want:
+                for j in range(d):
+                    dj = hi * (x[m, i, j] - c[m, ci, j])
+                    dsq += _put(x, m, i, j, x[m, i, j] - lam * dt * dj + scale * dj * zr[j], clip)
+            else:
+                for j in range(d):
+                    dj = hi * (x[m, i, j] - c[m, ci, j])
+                    _put(x, m, i, j, x[m, i, j] - lam * dt * dj + scale * dj * zr[j], clip)
         else:
-            for j in range(d):
-                dj = hi * (x[m, i, j] - c[m, ci, j])
-                s, z = _normal(s)
-                xn = x[m, i, j] - lam * dt * dj + scale * z
-                if not (xn <= clip):
-                    xn = clip
-                elif xn < -clip:
-                    xn = -clip
-                t = xn - x[m, i, j]
-                dsq += t * t
-                x[m, i, j] = xn
+            if want:
+                for j in range(d):
+                    dj = hi * (x[m, i, j] - c[m, ci, j])
+                    dsq += _put(x, m, i, j, x[m, i, j] - lam * dt * dj + scale * zr[j], clip)
+            else:
+                for j in range(d):
+                    dj = hi * (x[m, i, j] - c[m, ci, j])
+                    _put(x, m, i, j, x[m, i, j] - lam * dt * dj + scale * zr[j], clip)
         return dsq
-    # covariance / sampling noise: Σ_k √w_k (x_k − c) ζ_k
+    # covariance / sampling noise: Σ_k √w_k (x_k − c) ζ_k, accumulated in zr
     B = w.shape[2]
     fac = sigma * math.sqrt(2.0 * dt * ((1.0 + a) if noise == 3 else 1.0))
-    nz = np.zeros(d)
+    for j in range(d):
+        zr[j] = 0.0
     for k in range(B):
         s, z = _normal(s)
         wk = w[m, wi, k]
         if wk != 0.0:
             g = math.sqrt(wk) * z
             for j in range(d):
-                nz[j] += g * (snap[m, k, j] - c[m, ci, j])
+                zr[j] += g * (snap[m, k, j] - c[m, ci, j])
     for j in range(d):
         dj = hi * (x[m, i, j] - c[m, ci, j])
-        xn = x[m, i, j] - lam * dt * dj + fac * nz[j]
-        if not (xn <= clip):
-            xn = clip
-        elif xn < -clip:
-            xn = -clip
-        t = xn - x[m, i, j]
-        dsq += t * t
-        x[m, i, j] = xn
-    return dsq
+        dsq += _put(x, m, i, j, x[m, i, j] - lam * dt * dj + fac * zr[j], clip)
+    return dsq if want else 0.0
 
 
 @njit(inline="always")
@@ -391,8 +397,8 @@ def _snapshot_run(x, idx, m, snap):
 
 @njit(parallel=True, fastmath=False, cache=True)
 def _step_runs(x, E, alpha, idx, mov, active, h, hm, lam, dt, sigma, noise, scheme, polar, kappa_fac,
-               kernel_alpha, seed, step, clip, c, w, snap, best_x, best_e, fmin, dsq):  # pragma: no cover
-    """Fused step, one run per iteration: consensus, noise and update in one pass."""
+               kernel_alpha, seed, step, clip, c, w, snap, best_x, best_e, fmin, dsq, zs, want):  # pragma: no cover
+    """Fused step, one run per iteration: consensus, noise and update in one pass (zs: (M, d) scratch)."""
     M = x.shape[0]
     K = mov.shape[1]
     for m in prange(M):
@@ -412,7 +418,7 @@ def _step_runs(x, E, alpha, idx, mov, active, h, hm, lam, dt, sigma, noise, sche
             i = mov[m, k]
             ci = i if polar > 0 else 0
             tot += _move_particle(x, c, ci, w, ci, snap, m, i, h, hm, a, lam, dt, sigma, noise, scheme,
-                                  seed, step, clip)
+                                  seed, step, clip, zs[m], want)
         dsq[m] = tot
     return c
 
@@ -440,8 +446,8 @@ def _polar_pairs(x, E, alpha, idx, mov, active, polar, kappa_fac, kernel_alpha, 
 
 @njit(parallel=True, fastmath=False, cache=True)
 def _move_pairs(x, c, w, idx, mov, active, h, hm, alpha, lam, dt, sigma, noise, scheme, polar, seed, step,
-                clip, snap, dsq):  # pragma: no cover
-    """Update, one particle per iteration (for few runs of many particles)."""
+                clip, snap, dsq, zs, want):  # pragma: no cover
+    """Update, one particle per iteration (for few runs of many particles; zs: (M·K, d) scratch)."""
     M = x.shape[0]
     K = mov.shape[1]
     if noise >= 2:
@@ -456,7 +462,7 @@ def _move_pairs(x, c, w, idx, mov, active, h, hm, alpha, lam, dt, sigma, noise, 
         i = mov[m, t % K]
         ci = i if polar > 0 else 0
         dsq[m, t % K] = _move_particle(x, c, ci, w, ci, snap, m, i, h, hm, alpha[m], lam, dt, sigma, noise,
-                                       scheme, seed, step, clip)
+                                       scheme, seed, step, clip, zs[t], want)
     return x
 
 
@@ -552,6 +558,9 @@ def _add_noise(x, runs, scale, seed, step, clip):  # pragma: no cover
 # Python entry points (shapes and dtypes checked here; no compute before)
 # ---------------------------------------------------------------------------
 
+_NO_H = np.ones((1, 1))
+
+
 class _Threads:
     """Run the enclosed kernel calls on one thread when the work is small (results are identical)."""
 
@@ -590,12 +599,14 @@ def _prep(x, energy, alpha, idx, mov, active, h):
     E = np.ascontiguousarray(energy, dtype=np.float64)
     if E.shape != idx.shape:
         raise ValueError(f"energy shape {E.shape} is invalid: must match the batch indices {idx.shape}")
-    alpha = np.ascontiguousarray(np.broadcast_to(np.asarray(alpha, dtype=np.float64), (M,)))
+    if not (isinstance(alpha, np.ndarray) and alpha.shape == (M,) and alpha.dtype == np.float64
+            and alpha.flags.c_contiguous):
+        alpha = np.ascontiguousarray(np.broadcast_to(np.asarray(alpha, dtype=np.float64), (M,)))
     active = np.ones(M, dtype=np.bool_) if active is None else np.ascontiguousarray(active, dtype=np.bool_)
     if active.shape != (M,):
         raise ValueError(f"active shape {active.shape} is invalid: must be ({M},)")
     if h is None:
-        h, hm = np.ones((1, 1)), False
+        h, hm = _NO_H, False
     else:
         h = np.ascontiguousarray(h, dtype=np.float64)
         if h.shape != (M, N):
@@ -618,7 +629,7 @@ class StepOut:
 
 def cbo_step(x, energy, alpha, *, idx=None, mov=None, active=None, h=None, lam=1.0, dt=0.01, sigma=5.1,
              noise="isotropic", scheme="cbo", polar="none", kappa=1.0, kernel_alpha=True, seed=0, step=0,
-             clip=1e8, consensus=None, best_x=None, best_e=None, layout="auto") -> StepOut:
+             clip=1e8, consensus=None, best_x=None, best_e=None, layout="auto", want_step_sq=True) -> StepOut:
     """One CBO step in place: consensus of each run's batch, then noise and update of the movers.
 
     x : (M, N, d) float64, C-contiguous, updated in place.
@@ -631,6 +642,7 @@ def cbo_step(x, energy, alpha, *, idx=None, mov=None, active=None, h=None, lam=1
     best_x (M, d), best_e (M,) : best particle so far, updated in place when given.
     layout : "runs" (one run per thread: fused single pass), "particles" (consensus per run, then one
         particle per thread), or "auto" (runs when M ≥ 2·threads). Results are identical.
+    want_step_sq : compute Σ‖Δx‖² per run (``step_sq``; zeros otherwise — it costs a sequential sum).
     """
     x, E, alpha, idx, mov, active, h, hm = _prep(x, energy, alpha, idx, mov, active, h)
     M, N, d = x.shape
@@ -656,18 +668,18 @@ def cbo_step(x, energy, alpha, *, idx=None, mov=None, active=None, h=None, lam=1
         layout = "runs" if M >= 2 * get_num_threads() else "particles"
     with _Threads(work):
         dsq = _step_dispatch(layout, x, E, alpha, idx, mov, active, h, hm, lam, dt, sigma, nz, sc, pk, kappa_fac,
-                             kernel_alpha, seed, step, clip, c, w, snap, best_x, best_e, fmin)
+                             kernel_alpha, seed, step, clip, c, w, snap, best_x, best_e, fmin, bool(want_step_sq))
     return StepOut(c, w, fmin, dsq)
 
 
 def _step_dispatch(layout, x, E, alpha, idx, mov, active, h, hm, lam, dt, sigma, nz, sc, pk, kappa_fac,
-                   kernel_alpha, seed, step, clip, c, w, snap, best_x, best_e, fmin):
-    M, K = x.shape[0], mov.shape[1]
+                   kernel_alpha, seed, step, clip, c, w, snap, best_x, best_e, fmin, want):
+    M, K, d = x.shape[0], mov.shape[1], x.shape[2]
     if layout == "runs":
         dsq = np.zeros(M)
         _step_runs(x, E, alpha, idx, mov, active, h, hm, float(lam), float(dt), float(sigma), nz, sc, pk,
                    kappa_fac, bool(kernel_alpha), np.uint64(seed), np.int64(step), float(clip), c, w, snap,
-                   best_x, best_e, fmin, dsq)
+                   best_x, best_e, fmin, dsq, np.empty((M, d)), want)
     elif layout == "particles":
         _consensus_runs(x, E, alpha, idx, active, c[:, :1] if pk else c, w[:, :1] if pk else w, best_x, best_e,
                         fmin)
@@ -675,7 +687,7 @@ def _step_dispatch(layout, x, E, alpha, idx, mov, active, h, hm, lam, dt, sigma,
             _polar_pairs(x, E, alpha, idx, mov, active, pk, kappa_fac, bool(kernel_alpha), c, w)
         dk = np.zeros((M, K))
         _move_pairs(x, c, w, idx, mov, active, h, hm, alpha, float(lam), float(dt), float(sigma), nz, sc, pk,
-                    np.uint64(seed), np.int64(step), float(clip), snap, dk)
+                    np.uint64(seed), np.int64(step), float(clip), snap, dk, np.empty((M * K, d)), want)
         dsq = dk.sum(axis=1)
     else:
         raise ValueError(f"layout={layout!r} is invalid: must be one of ['auto', 'runs', 'particles']")
@@ -706,7 +718,7 @@ def consensus(x, energy, alpha, idx=None, polar="none", kappa=1.0, kernel_alpha=
 
 
 def move(x, c, w, *, idx=None, mov=None, active=None, h=None, alpha=1.0, lam=1.0, dt=0.01, sigma=5.1,
-         noise="isotropic", scheme="cbo", seed=0, step=0, clip=1e8) -> np.ndarray:
+         noise="isotropic", scheme="cbo", seed=0, step=0, clip=1e8, want_step_sq=True) -> np.ndarray:
     """The update alone, given consensus c (M, 1 or N, d) and weights w (M, 1 or N, B); returns Σ‖Δx‖² per run."""
     M, N, d = x.shape
     x, _, alpha, idx, mov, active, h, hm = _prep(x, np.zeros((M, N if idx is None else np.shape(idx)[1])), alpha,
@@ -718,7 +730,8 @@ def move(x, c, w, *, idx=None, mov=None, active=None, h=None, alpha=1.0, lam=1.0
     with _Threads(M * mov.shape[1] * d * (idx.shape[1] if nz >= 2 else 1)):
         _move_pairs(x, np.ascontiguousarray(c, dtype=np.float64), np.ascontiguousarray(w, dtype=np.float64), idx,
                     mov, active, h, hm, alpha, float(lam), float(dt), float(sigma), nz, SCHEMES[scheme], polar,
-                    np.uint64(seed), np.int64(step), float(clip), snap, dk)
+                    np.uint64(seed), np.int64(step), float(clip), snap, dk, np.empty((M * mov.shape[1], d)),
+                    bool(want_step_sq))
     return dk.sum(axis=1)
 
 

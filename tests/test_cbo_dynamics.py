@@ -246,3 +246,11 @@ def test_bad_initial_positions():
         CBODynamics(sphere, x=np.full((1, 4, 2), np.nan))
     with pytest.raises(ValueError, match="f="):
         CBODynamics(42, M=1, N=4, d=2)
+
+
+def test_update_diff_is_the_frobenius_step_over_n():
+    dyn = CBODynamics(sphere, M=3, N=8, d=2, seed=0, track_update_diff=True, max_it=None)
+    x0 = dyn.x.copy()
+    dyn.step()
+    np.testing.assert_allclose(dyn.update_diff, np.linalg.norm(dyn.x - x0, axis=(1, 2)) / 8, rtol=1e-12)
+    assert np.all(np.isnan(CBODynamics(sphere, M=3, N=8, d=2, seed=0).update_diff))  # not tracked by default

@@ -21,7 +21,9 @@ per-step time is split into
                   the same arrays in the same run).
 
 CBXpy runs with tracking off and verbosity 0 (its fastest configuration).
-Timings are interleaved blocks of steps (neurozo, CBXpy, neurozo, …) so that a
+Both run on one core by default (``--threads``): CBXpy's numpy does, and on this
+shared 2-core machine a two-thread Numba region mostly waits for a descheduled
+thread. Timings are interleaved blocks of steps (neurozo, CBXpy, neurozo, …) so that a
 load change on this shared machine hits both; the figure is the median over
 blocks, the ratio the median of the per-block ratios. Success counts come from
 full-length runs.
@@ -42,10 +44,11 @@ import sys
 import time
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit, prange, set_num_threads
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
+from kernels import cbo as _k  # noqa: E402
 from neurozo.learners.cbo_dynamics import CBODynamics  # noqa: E402
 from neurozo.tasks.functions import Ackley, Rastrigin  # noqa: E402
 
@@ -157,11 +160,12 @@ def full_run(lib, f, x0, steps, seed):
 
 
 def block_times(f_nz, f_cbx, x0, block, blocks, seed):
-    """Interleaved blocks of ``block`` steps: per-step seconds of each library per block."""
+    """Interleaved blocks of ``block`` steps (neurozo, CBXpy, then the objectives alone on neurozo's
+    current particles): per-step seconds of each per block, and the objectives' own seconds per call."""
     nz = make_neurozo(f_nz, x0, None, seed)
     cb = make_cbx(f_cbx, x0, 10 ** 9, seed)
     sch = cbx_sched()
-    tn, tc = [], []
+    tn, tc, fn, fc = [], [], [], []
     for _ in range(blocks):
         t = time.perf_counter()
         for _ in range(block):
@@ -173,7 +177,16 @@ def block_times(f_nz, f_cbx, x0, block, blocks, seed):
             cb.step()
             sch.update(cb)
         tc.append((time.perf_counter() - t) / block)
-    return np.array(tn), np.array(tc)
+        X = nz.x.copy()
+        t = time.perf_counter()
+        for _ in range(block):
+            nz.evaluate(X)
+        fn.append((time.perf_counter() - t) / block)
+        t = time.perf_counter()
+        for _ in range(block):
+            f_cbx(X)
+        fc.append((time.perf_counter() - t) / block)
+    return np.array(tn), np.array(tc), np.array(fn), np.array(fc)
 
 
 def f_time(f, X, reps):
@@ -196,7 +209,13 @@ def main():
     ap.add_argument("--blocks", type=int, default=7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cases", default="rastrigin:20,ackley:20,rastrigin:100")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="Numba threads (default 1: CBXpy's numpy runs on one core, and on a shared machine "
+                         "a two-thread parallel region waits for descheduled threads)")
     args = ap.parse_args()
+    set_num_threads(args.threads)
+    if args.threads > 1:
+        _k.PARALLEL_MIN_WORK = 0
     quick = os.environ.get("NEUROZO_BENCH_QUICK") == "1"
     M = args.runs or (10 if quick else 100)
     steps = args.steps or (300 if quick else 5000)
@@ -224,8 +243,6 @@ def main():
         # warm-up (compilation) outside every timing
         make_neurozo(f_nb, x0[:2].copy(), 3, 0).optimize()
         make_neurozo(f_np_nz, x0[:2].copy(), 3, 0).optimize()
-        tf_nb = f_time(f_nb, x0, 50)
-        tf_np = f_time(f_np_nz.evaluate, x0, 20)
         secs_nz, c_nz, b_nz = full_run("neurozo", f_nb, x0, steps, args.seed)
         row_nz = {"case": label, "success_neurozo": f"{success(c_nz)}/{M}",
                   "success_best_neurozo": f"{success(b_nz)}/{M}", "full_run_ms_neurozo": secs_nz / steps * 1e3}
@@ -236,20 +253,20 @@ def main():
         from cbx import objectives as cobj
 
         f_np_cbx = {"rastrigin": cobj.Rastrigin, "ackley": cobj.Ackley}[name]()
-        tf_np_cbx = f_time(f_np_cbx, x0, 20)
         secs_cb, c_cb, b_cb = full_run("cbx", f_nb, x0, steps, args.seed)
-        # interleaved timing blocks: same compiled f, then each with a numpy f
-        tn, tc = block_times(f_nb, f_nb, x0, block, args.blocks, args.seed)
-        tn2, tc2 = block_times(f_np_nz, f_np_cbx, x0, block, max(3, args.blocks // 2), args.seed)
+        # interleaved timing blocks: the same compiled f for both, then each library's numpy f
+        tn, tc, fn, _ = block_times(f_nb, f_nb, x0, block, args.blocks, args.seed)
+        tn2, tc2, fn2, fc2 = block_times(f_np_nz, f_np_cbx, x0, block, max(3, args.blocks // 2), args.seed)
         med = lambda a: float(np.median(a))  # noqa: E731
         ms_nz, ms_cb = med(tn) * 1e3, med(tc) * 1e3
         ratio = med(tc / tn)
         ok_nz, ok_cb = success(c_nz), success(c_cb)
-        upd_nz, upd_cb = ms_nz - tf_nb * 1e3, ms_cb - tf_nb * 1e3
+        upd_nz, upd_cb = (tn - fn) * 1e3, (tc - fn) * 1e3       # per block: step − f of the same block
         base = {"peer": peer, "unit": "ms/step", "success_neurozo": f"{ok_nz}/{M}", "success_peer": f"{ok_cb}/{M}",
                 "success_best_neurozo": f"{success(b_nz)}/{M}", "success_best_peer": f"{success(b_cb)}/{M}",
                 "full_run_ms_neurozo": round(secs_nz / steps * 1e3, 4),
-                "full_run_ms_peer": round(secs_cb / steps * 1e3, 4), "M": M, "N": N, "steps": steps}
+                "full_run_ms_peer": round(secs_cb / steps * 1e3, 4), "M": M, "N": N, "steps": steps,
+                "numba_threads": get_num_threads()}
         r1 = {"case": f"{label}, same compiled f", "neurozo": round(ms_nz, 4), "peer_value": round(ms_cb, 4),
               "ratio": round(ratio, 2), **base}
         if name == "rastrigin" and d == 20:
@@ -257,11 +274,11 @@ def main():
             r1["met"] = bool(ratio >= 5 and ok_nz == M)
         r2 = {"case": f"{label}, numpy f (each library's own)", "neurozo": round(med(tn2) * 1e3, 4),
               "peer_value": round(med(tc2) * 1e3, 4), "ratio": round(med(tc2 / tn2), 2),
-              "f_ms_neurozo": round(tf_np * 1e3, 4), "f_ms_peer": round(tf_np_cbx * 1e3, 4), "peer": peer,
-              "unit": "ms/step"}
-        r3 = {"case": f"{label}, update only (step − f)", "neurozo": round(upd_nz, 4), "peer_value": round(upd_cb, 4),
-              "ratio": round(upd_cb / upd_nz, 2) if upd_nz > 0 else None, "f_ms": round(tf_nb * 1e3, 4),
-              "peer": peer, "unit": "ms/step"}
+              "f_ms_neurozo": round(med(fn2) * 1e3, 4), "f_ms_peer": round(med(fc2) * 1e3, 4), "peer": peer,
+              "unit": "ms/step", "numba_threads": get_num_threads()}
+        r3 = {"case": f"{label}, update only (step − f)", "neurozo": round(med(upd_nz), 4),
+              "peer_value": round(med(upd_cb), 4), "ratio": round(med(upd_cb / upd_nz), 2),
+              "f_ms": round(med(fn) * 1e3, 4), "peer": peer, "unit": "ms/step", "numba_threads": get_num_threads()}
         for r in (r1, r2, r3):
             print("BENCH " + json.dumps(r), flush=True)
             rows.append(r)

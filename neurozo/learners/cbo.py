@@ -22,6 +22,17 @@ doubled and σ ← σ·log₂(e+1)/log₂(e+2) (``double_per_epoch`` /
 ``log_cooling``; other schedules in ``cbo_schedules``). The learner's centre
 (what is tested) is the latest consensus point.
 
+Defaults: the paper's recipe (N = 100, particle batches of 10, "full"
+update, dt = 0.1, λ = 1, α = 50 doubled per epoch, σ cooled per epoch,
+data batches of 60 — pass ``batch_size=60`` to ``neurozo.run``) with two
+changes found on ``digits``: σ = 1.0 (the paper's √0.4 reached 84% instead of
+87% after 46k evaluations) and particles started at θ0 + 0.3·ξ around the
+model's initialisation rather than N(0, 1). Measured here (MLP 64-32-10,
+ideal substrate, batch 60): 91.2 / 91.4 / 89.9% test accuracy after 92k
+evaluations and 94.2 / 93.7 / 91.7% after 138k (seeds 0 / 1 / 2). The step is
+stable only while the anisotropic contraction factor (1 − λdt)² + σ²dt < 1
+(σ = 1.4 at dt = 0.1 diverged).
+
 Budget: every particle evaluated on a mini-batch is one evaluation, so a step
 costs N evaluations (plus one per particle batch with a Heaviside
 correction, for f(c)).
@@ -56,7 +67,7 @@ class CBOParams:
     partial: bool = False
     dt: float = 0.1
     lam: float = 1.0
-    sigma: float = 0.6324555320336759   # √0.4 (Carrillo et al. 2021)
+    sigma: float = 1.0                  # Carrillo et al. 2021 use √0.4 for MNIST; 1.0 is better on digits
     alpha: float = 50.0
     noise: str = "anisotropic"
     scheme: str = "cbo"
@@ -72,8 +83,8 @@ class CBOParams:
     sigma_schedule: str = "log_cooling"
     epoch_steps: int = 23               # data batches per epoch (digits: 1400 / 60)
     stagnation_tol: float = 1e-5
-    init: str = "around"                # "around": θ0 + init_std·ξ;  "normal": init_std·ξ
-    init_std: float = 1.0
+    init: str = "around"                # "around": θ0 + init_std·ξ;  "normal": init_std·ξ (the paper's N(0, 1))
+    init_std: float = 0.3
 
     def __post_init__(self):
         check_int("popsize", self.popsize, 2)
@@ -203,7 +214,7 @@ class CBO(Learner):
         out = _k.cbo_step(x, losses[None], alpha, idx=batch[None], mov=mov[None], h=h, lam=p.lam, dt=p.dt,
                           sigma=state.sigma, noise=p.noise, scheme="hopping" if p.scheme == "hopping" else "cbo",
                           polar=polar, kappa=p.kappa, kernel_alpha=p.kernel_alpha, seed=state.seed,
-                          step=2 * state.tells, consensus=c0, layout="particles")
+                          step=2 * state.tells, consensus=c0, layout="particles", want_step_sq=False)
         c = out.consensus[0, 0] if polar == "none" else out.consensus[0].mean(axis=0)
         resets = state.resets
         if p.stagnation_tol > 0 and np.max(np.abs(c - state.consensus)) < p.stagnation_tol:

@@ -153,6 +153,8 @@ class CBODynamics:
     x : initial positions (M, N, d) (or (N, d) for M = 1); otherwise drawn U(init_low, init_high)
         with shape (M, N, d) from ``seed``.
     seed : the only source of randomness (noise, particle batches, initial positions).
+    track_update_diff : keep ``update_diff`` = ‖x_new − x_old‖_F / N per run up to date (always on with
+        ``diff_tol``; otherwise NaN, as it costs a sequential sum in the kernel).
     **config : the fields of :class:`CBOConfig`.
 
     After ``optimize()``: ``best_x`` (M, d) and ``best_energy`` (M,) — the best particle seen per
@@ -161,12 +163,13 @@ class CBODynamics:
 
     def __init__(self, f: Callable, x: Optional[np.ndarray] = None, *, M: int = 1, N: int = 20,
                  d: Optional[int] = None, init_low: float = -1.0, init_high: float = 1.0, seed: int = 0,
-                 **config):
+                 track_update_diff: bool = False, **config):
         unknown = sorted(set(config) - set(CBOConfig.fields()))
         if unknown:
             raise ValueError(f"CBODynamics: unknown parameter(s) {unknown}; allowed: {sorted(CBOConfig.fields())}")
         self.config = cfg = CBOConfig(**config)
         self.seed = check_seed("seed", seed)
+        check_bool("track_update_diff", track_update_diff)
         if getattr(f, "kind", None) == "function" and hasattr(f, "evaluate"):
             f = f.evaluate  # a neurozo function task
         if not callable(f):
@@ -221,7 +224,8 @@ class CBODynamics:
         self.active = np.ones(M, dtype=bool)
         self.term_reason = np.array([""] * M, dtype=object)
         self.num_f_eval = np.zeros(M, dtype=np.int64)
-        self.update_diff = np.full(M, np.inf)
+        self._want_diff = cfg.diff_tol is not None or track_update_diff
+        self.update_diff = np.full(M, np.inf if self._want_diff else np.nan)
         self.it = 0
         self.epoch = 0
         self.t = 0.0
@@ -276,15 +280,18 @@ class CBODynamics:
             if not all_on:
                 X = X[act]
         Ea = self.evaluate(X)
-        self.num_f_eval[act] += idx.shape[1]
         if all_on:
+            self.num_f_eval += idx.shape[1]
             E = Ea
         else:
+            self.num_f_eval[act] += idx.shape[1]
             E = np.full(idx.shape, np.inf)
             E[act] = Ea
         if self._batched:
             rows = np.flatnonzero(act)
             self.energy[rows[:, None], idx[rows]] = Ea
+        elif all_on:
+            np.copyto(self.energy, Ea)
         else:
             self.energy[act] = Ea
         if cfg.alpha_schedule == "ess":
@@ -302,10 +309,12 @@ class CBODynamics:
                           sigma=self.sigma, noise=self._noise, scheme=self._kscheme,
                           polar=cfg.polar_kernel if self._polar else "none", kappa=cfg.kappa,
                           kernel_alpha=cfg.kernel_alpha, seed=self._seed_step, step=self.it, clip=cfg.clip,
-                          consensus=self._c, best_x=self.best_x, best_e=self.best_energy)
+                          consensus=self._c, best_x=self.best_x, best_e=self.best_energy,
+                          want_step_sq=self._want_diff)
         self.weights = out.weights
-        self.f_min = np.where(act, out.fmin, self.f_min)
-        self.update_diff = np.where(act, np.sqrt(out.step_sq) / self.N, self.update_diff)
+        self.f_min = out.fmin if all_on else np.where(act, out.fmin, self.f_min)
+        if self._want_diff:
+            self.update_diff = np.where(act, np.sqrt(out.step_sq) / self.N, self.update_diff)
         if need_fc and cfg.correction == "none":
             fc = self._f_consensus(self._c)
         if cfg.stagnation_patience is not None:
