@@ -220,6 +220,9 @@ class EP(Learner):
 
     Params = EPParams
     category = "gradient-free"
+    #: EP trains a layered recurrent network on data, not a black-box function
+    function_tasks = False
+    default_model = {"name": "energy", "sizes": [64, 32, 10], "dt": 0.5, "tol": 1e-4}
 
     def __init__(self, **kw):
         super().__init__(**kw)
