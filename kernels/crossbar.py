@@ -401,11 +401,12 @@ def analog_mvm(x: np.ndarray, W: np.ndarray, *, inp_res: float, inp_bound: float
         a_s = np.where(a_s > 0, a_s, 1.0)
         z_s = np.empty((idx.size, m), dtype=np.float32)
         mem = member[idx]
-        for p in np.unique(mem):
-            sel = np.nonzero(mem == p)[0]
-            z_s[sel] = xq_s[sel] @ W[p].T
+        for p in (np.unique(mem) if P > 1 else (0,)):
+            sel = np.nonzero(mem == p)[0] if P > 1 else slice(None)
+            zz = np.ascontiguousarray((W[p] @ np.ascontiguousarray(xq_s[sel].T)).T)   # few rows: W not packed
             if ir_drop > 0:
-                _ir_drop(z_s[sel], xq_s[sel], W[p], ir_drop, ir_drop_g_ratio)
+                _ir_drop(zz, xq_s[sel], W[p], ir_drop, ir_drop_g_ratio)
+            z_s[sel] = zz
         wstd_s = _wstd(xq_s, np.arange(idx.size), w_noise)
         rs = (a_s * red * post[mem]).astype(np.float64)
         ok = np.empty(idx.size, dtype=np.bool_)

@@ -352,3 +352,13 @@ def test_weight_scaling_omega_zero_is_aihwkit_default_mapping():
         scale = 1.0 if syn is syn0 else np.abs(L.W).max(axis=(1, 2))[:, None, None]
         bound = 0.5 * 24 / 510 * scale + np.abs(L.W).sum(2)[:, None, :] / 126
         assert np.all(np.abs(y - exact) <= bound + 1e-5)
+
+
+def test_ir_drop_applies_in_bound_management_rounds_of_every_member():
+    # positive inputs and weights: every vector needs several rounds; IR drop must lower all of them
+    W = np.full((3, 4, 256), 0.5, np.float32)
+    x = np.ones((3, 2, 256), np.float32)
+    y0, r0 = _mvm(x, W, out_res=0.0)
+    y1, r1 = _mvm(x, W, out_res=0.0, ir_drop=1.0)
+    assert np.all(r0 > 1) and np.all(r1 > 1)
+    assert np.all(y1 < y0)
