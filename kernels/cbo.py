@@ -593,7 +593,7 @@ def _as_idx(a, M, name):
 def _prep(x, energy, alpha, idx, mov, active, h):
     if not (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 3 and x.flags.c_contiguous):
         raise ValueError("x is invalid: must be a C-contiguous float64 array of shape (M, N, d) (updated in place)")
-    M, N, d = x.shape
+    M, N = x.shape[:2]
     idx = np.tile(np.arange(N, dtype=np.int64), (M, 1)) if idx is None else _as_idx(idx, M, "idx")
     mov = idx if mov is None else _as_idx(mov, M, "mov")
     E = np.ascontiguousarray(energy, dtype=np.float64)
@@ -699,7 +699,7 @@ def consensus(x, energy, alpha, idx=None, polar="none", kappa=1.0, kernel_alpha=
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 3:
         raise ValueError(f"x shape {x.shape} is invalid: must be (M, N, d)")
-    x, E, alpha, idx, mov, active, _, _ = _prep(x, energy, alpha, idx, None, None, None)
+    x, E, alpha, idx, _, active, _, _ = _prep(x, energy, alpha, idx, None, None, None)
     M, N, d = x.shape
     pk = POLAR_KERNELS[polar]
     c = x.mean(axis=1, keepdims=True)
@@ -719,7 +719,9 @@ def consensus(x, energy, alpha, idx=None, polar="none", kappa=1.0, kernel_alpha=
 
 def move(x, c, w, *, idx=None, mov=None, active=None, h=None, alpha=1.0, lam=1.0, dt=0.01, sigma=5.1,
          noise="isotropic", scheme="cbo", seed=0, step=0, clip=1e8, want_step_sq=True) -> np.ndarray:
-    """The update alone, given consensus c (M, 1 or N, d) and weights w (M, 1 or N, B); returns Σ‖Δx‖² per run."""
+    """The update alone, given consensus c (M, 1 or N, d) and weights w (M, 1 or N, B).
+
+    Returns Σ‖Δx‖² per run (zeros unless ``want_step_sq``)."""
     M, N, d = x.shape
     x, _, alpha, idx, mov, active, h, hm = _prep(x, np.zeros((M, N if idx is None else np.shape(idx)[1])), alpha,
                                                  idx, mov, active, h)

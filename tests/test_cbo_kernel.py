@@ -83,7 +83,7 @@ def test_consensus_tends_to_best_particle_as_alpha_grows():
     R = np.linalg.norm(x - best[:, None], axis=2).max(axis=1)
     for a in (1, 10, 100, 1e3, 1e4, 1e5):
         dist = np.linalg.norm(K.consensus(x, E, a)[0][:, 0] - best, axis=1)
-        # c − x_b = Σ_k w_k (x_k − x_b) and w_k / w_b ≤ e^{−α·gap}  ⇒  ‖c − x_b‖ ≤ (N − 1) e^{−α·gap} R
+        # c − x_b = Σ_k w_k (x_k − x_b), w_k / w_b ≤ e^{−α·gap}  ⇒  ‖c − x_b‖ ≤ (N − 1) e^{−α·gap} R
         assert np.all(dist <= np.minimum(R, 24 * np.exp(-a * gap) * R) + 1e-12)
     assert dist.max() < 1e-12
 
@@ -171,7 +171,7 @@ def test_polarized_consensus_limits():
     x = rng.normal(size=(2, 15, 3))
     E = rng.uniform(0, 1, (2, 15))
     c, _ = K.consensus(x, E, 4.0)
-    cp, wp = K.consensus(x, E, 4.0, polar="gaussian", kappa=1e8)   # flat kernel: the global consensus
+    cp, _ = K.consensus(x, E, 4.0, polar="gaussian", kappa=1e8)   # flat kernel: the global consensus
     np.testing.assert_allclose(cp, np.repeat(c, 15, axis=1), atol=1e-10)
     cp, _ = K.consensus(x, E, 4.0, polar="gaussian", kappa=1e-3)   # sharp kernel: each particle itself
     np.testing.assert_allclose(cp, x, atol=1e-10)

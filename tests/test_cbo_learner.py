@@ -57,13 +57,13 @@ def test_a_step_is_one_sweep_over_the_particle_batches():
     assert problem.evaluations == 12 and losses.shape == (12,) and state.step == 1 and state.tells == 3
     heavi = learners.get("cbo", popsize=12, batch_size=5, correction="heaviside")
     assert heavi.evals_per_step == 15  # + f(c) once per particle batch
-    model, problem = _sphere_problem()
+    _, problem = _sphere_problem()
     state, _ = heavi.step(heavi.init(np.ones(4), seed=0), problem)
     assert problem.evaluations == 15
 
 
 def test_epoch_schedules():
-    model, problem = _sphere_problem()
+    _, problem = _sphere_problem()
     lrn = learners.get("cbo", popsize=6, batch_size=6, epoch_steps=2, alpha=3.0, sigma=1.0)
     state = lrn.init(np.ones(4), seed=0)
     for _ in range(6):
@@ -73,7 +73,7 @@ def test_epoch_schedules():
 
 
 def test_nan_losses_get_zero_weight_and_do_not_stop_training():
-    model, problem = _sphere_problem(nan_half=True)
+    _, problem = _sphere_problem(nan_half=True)
     lrn = learners.get("cbo", popsize=30, batch_size=30, init_std=1.0, alpha=10.0, sigma=0.5,
                        alpha_schedule="constant", sigma_schedule="constant")
     state = lrn.init(np.zeros(4), seed=1)

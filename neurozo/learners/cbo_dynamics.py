@@ -176,9 +176,10 @@ class CBODynamics:
             fail("f", f, "must be callable (X of shape (M, B, d) → (M, B)) or a function task")
         self._f = f
         ss = np.random.SeedSequence(self.seed)
-        seeds = ss.generate_state(4, np.uint64)
+        seeds = ss.generate_state(2, np.uint64)
         self._seed_step, self._seed_resample = int(seeds[0]), int(seeds[1])
-        self._batch_rng = np.random.default_rng(ss.spawn(2)[0])
+        kid_batches, kid_init = ss.spawn(2)
+        self._batch_rng = np.random.default_rng(kid_batches)
         if x is None:
             M = check_int("M", M, 1)
             N = check_int("N", N, 2)
@@ -188,7 +189,7 @@ class CBODynamics:
             lo, hi = check_float("init_low", init_low), check_float("init_high", init_high)
             if not lo < hi:
                 fail("init_high", init_high, f"must be > init_low={init_low}")
-            x = np.random.default_rng(ss.spawn(2)[1]).uniform(lo, hi, (M, N, d))
+            x = np.random.default_rng(kid_init).uniform(lo, hi, (M, N, d))
         else:
             x = np.array(x, dtype=np.float64, order="C")
             if x.ndim == 2:
