@@ -96,13 +96,13 @@ def _ackley(X, out):  # pragma: no cover - compiled
     for m in prange(M):
         buf = np.empty(d)
         for k in range(B):
+            for j in range(d):           # independent terms: vectorized
+                buf[j] = cos2pi(X[m, k, j])
             q = 0.0
-            for j in range(d):
+            cs = 0.0
+            for j in range(d):           # summed in order
                 v = X[m, k, j]
                 q += v * v
-                buf[j] = cos2pi(v)
-            cs = 0.0
-            for j in range(d):
                 cs += buf[j]
             out[m, k] = -20.0 * math.exp(-0.2 * math.sqrt(q / d)) - math.exp(cs / d) + 20.0 + math.e
     return out
