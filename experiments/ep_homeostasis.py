@@ -19,7 +19,7 @@ PCM, the programmed device's), the relaxation residuals and the fraction of the 
 because a relaxation did not converge.
 
 Writes docs/ep_homeostasis.md (table), docs/ep_homeostasis_runs.csv (one row per run),
-docs/ep_homeostasis_history.csv (every logged row) and docs/ep_homeostasis_alignment.png /
+docs/ep_homeostasis_history.csv.gz (every logged row) and docs/ep_homeostasis_alignment.png /
 docs/ep_homeostasis_curves.png. Runs are stored under --store and skipped when present, so an
 interrupted run resumes.
 
@@ -70,6 +70,8 @@ VARIANTS = {
     "homeo": ("untied hEP 90° + homeostasis", "ideal", {"tied": False, "alpha": 90.0}, {"homeostasis": LAMBDA}),
     "homeo5": ("untied hEP 90° + homeostasis λ=5", "ideal", {"tied": False, "alpha": 90.0},
                {"homeostasis": 5 * LAMBDA}),
+    "homeo5s50": ("untied hEP 90° + homeostasis λ=5, 50 draws", "ideal", {"tied": False, "alpha": 90.0},
+                  {"homeostasis": 5 * LAMBDA, "homeostasis_samples": 50}),
     "pcm_sym": ("pcm: tied hEP", "pcm", {"tied": True, "tol": PCM_TOL}, {}),
     "pcm_untied": ("pcm: untied hEP 90°", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {}),
     "pcm_homeo": ("pcm: untied hEP 90° + homeostasis", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL},
@@ -167,7 +169,19 @@ def plots(hist: pd.DataFrame, out_prefix: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neurozo.plotting.curves import learning_curves
+    from neurozo.plotting.curves import learning_curves as _lc
+
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {lab: palette[i % len(palette)] for i, lab in enumerate(v[0] for v in VARIANTS.values())}
+    colors["pcm: tied θ, programmed device"] = colors["pcm: tied hEP"]
+
+    def learning_curves(h, metric, by, x, ax, title):
+        """One colour per variant in every panel; rows without the metric are dropped."""
+        h = h.dropna(subset=[metric])
+        for lab, g in h.groupby(by, sort=False):
+            ax.set_prop_cycle(color=[colors.get(lab, "k")])
+            _lc(g, metric=metric, by=by, x=x, ax=ax, title=title)
+        return ax
 
     tasks = list(dict.fromkeys(hist["task"]))
     fig, axes = plt.subplots(2, len(tasks), figsize=(6 * len(tasks), 8), squeeze=False)
@@ -229,7 +243,7 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v != "pcm_homeo"],
+    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v not in ("pcm_homeo", "homeo5s50")],
                     choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every task's training steps")
@@ -258,7 +272,7 @@ def main(argv=None):
     summary = summarise(hist)
     rec = gap_recovery(summary)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    hist.to_csv(a.out + "_history.csv", index=False)
+    hist.to_csv(a.out + "_history.csv.gz", index=False)
     summary.to_csv(a.out + "_runs.csv", index=False)
     plots(hist, a.out)
     cmd = "python experiments/ep_homeostasis.py " + " ".join(argv if argv is not None else sys.argv[1:])
