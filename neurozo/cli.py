@@ -148,7 +148,7 @@ def cmd_compare(args) -> int:
 
     seeds = list(range(args.seeds)) if args.seeds is not None else None
     table = compare(args.preset, out=args.out, progress=False if args.no_progress else None,
-                    budget=args.budget, seeds=seeds)
+                    budget=args.budget, seeds=seeds, backend=args.backend)
     from .compare import to_markdown
 
     print(to_markdown(table))
@@ -201,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="compare-out", help="output directory (default: compare-out)")
     s.add_argument("--budget", type=int, help="override the preset's budget")
     s.add_argument("--seeds", type=int, help="number of seeds (0..N-1) instead of the preset's")
+    s.add_argument("--backend", choices=["cpu", "cuda"], help="cpu (default) or cuda")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_compare)
 

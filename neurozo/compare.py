@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -31,26 +32,54 @@ from .store import ResultStore
 
 __all__ = ["PRESETS", "compare", "summarize", "plan"]
 
+#: every registered learner with the settings it learns with on digits; "label" names a
+#: variant in the table; "on" runs a learner on those substrates only (added to the
+#: preset's substrate list if missing).
+_ALL_LEARNERS: List[Dict[str, Any]] = [
+    {"name": "openes"},
+    {"name": "spsa"},
+    {"name": "mezo"},
+    {"name": "eggroll"},
+    {"name": "ga"},
+    {"name": "cbo"},
+    {"name": "weight-perturbation"},
+    {"name": "node-perturbation"},
+    # learns from the device's own read noise: only on substrates that have it
+    {"name": "intrinsic-np", "on": ["pcm"]},
+    # tuned on digits/ideal at 20k evaluations (docs/learner_comparison.md)
+    {"name": "polystep", "polytope": "simplex", "eps": 0.3, "particles_per_step": 8, "rank": 8},
+    {"name": "ep"},        # trains its own layered energy network (default_model), sized to the task
+    {"name": "bptt"},      # the surrogate-gradient / exact-gradient ceiling (baseline)
+]
+
 PRESETS: Dict[str, Dict[str, Any]] = {
-    # the quick default: finishes in well under 3 minutes on a 2-core laptop
+    # the quick default: every learner once on digits; under 3 minutes on a 2-core laptop
     "quick": {
         "tasks": ["digits"],
         "substrates": ["ideal"],
-        "learners": [{"name": "openes"}],
-        "budget": 20_000,
+        "learners": _ALL_LEARNERS,
+        "budget": 5_000,
         "seeds": [0],
         "batch_size": 128,
+        "logs": 10,
     },
-    # the long version: more tasks, seeds and budget
+    # the long version: both data sets, the four substrate families, 3 seeds
     "full": {
         "tasks": ["digits", "mnist1d"],
-        "substrates": ["ideal"],
-        "learners": [{"name": "openes"}],
-        "budget": 100_000,
+        "substrates": ["ideal", "int8", "lif", "pcm"],
+        "learners": _ALL_LEARNERS + [
+            # the hard-LIF setting of experiments/spiking_digits.py
+            {"name": "openes", "lr": 0.005, "label": "openes[lr=0.005]", "on": ["lif"]},
+            {"name": "node-perturbation", "variant": "activity", "label": "node-perturbation[activity]"},
+        ],
+        "budget": 20_000,
         "seeds": [0, 1, 2],
         "batch_size": 128,
+        "logs": 25,
     },
 }
+
+_SETTINGS = ("tasks", "substrates", "learners", "budget", "seeds", "batch_size", "logs", "backend")
 
 
 def plan(preset: str | Dict[str, Any] = "quick", **overrides) -> List[Dict[str, Any]]:
@@ -64,20 +93,35 @@ def plan(preset: str | Dict[str, Any] = "quick", **overrides) -> List[Dict[str, 
     for k, v in overrides.items():
         if v is None:
             continue
-        if k not in ("tasks", "substrates", "learners", "budget", "seeds", "batch_size"):
-            raise ValueError(f"{k}={v!r} is invalid: not a compare setting")
+        if k not in _SETTINGS:
+            raise ValueError(f"{k}={v!r} is invalid: not a compare setting; allowed: {list(_SETTINGS)}")
         p[k] = v
     configs = []
+    substrates = list(p["substrates"])
+    names = [component_spec("substrate", x)["name"] for x in substrates]
+    for learner in p["learners"]:
+        for extra in (learner.get("on") or []) if isinstance(learner, dict) else []:
+            if extra not in names:
+                substrates.append(extra)
+                names.append(extra)
     for task in p["tasks"]:
-        for sub in p["substrates"]:
+        for sub in substrates:
+            sub_name = component_spec("substrate", sub)["name"]
             for learner in p["learners"]:
+                spec = dict(component_spec("learner", learner))
+                label = spec.pop("label", spec["name"])
+                on = spec.pop("on", None)
+                if (on is not None and sub_name not in on) or (on is None and sub not in p["substrates"]):
+                    continue
                 for seed in p["seeds"]:
                     cfg = {"task": component_spec("task", task), "substrate": component_spec("substrate", sub),
-                           "learner": component_spec("learner", learner), "budget": p["budget"],
-                           "seed": seed, "batch_size": p["batch_size"]}
+                           "learner": spec, "budget": p["budget"], "seed": seed,
+                           "batch_size": p["batch_size"], "backend": p.get("backend", "cpu"),
+                           "eval_every": max(1, p["budget"] // p.get("logs", 25))}
                     b = build(**cfg)  # validates before anything runs
                     cfg["model"] = b.config["model"]
                     cfg["_key"] = b.key
+                    cfg["_label"] = label
                     configs.append(cfg)
     return configs
 
@@ -89,21 +133,26 @@ def compare(preset: str | Dict[str, Any] = "quick", out: str | Path = "compare-o
     out = Path(out)
     store = ResultStore(out / "runs")
     for i, cfg in enumerate(configs):
-        key = cfg.pop("_key")
+        key, name = cfg.pop("_key"), cfg.pop("_label")
         label = f"[{i + 1}/{len(configs)}] {cfg['task']['name']} × {cfg['substrate']['name']} × " \
-                f"{cfg['learner']['name']} seed {cfg['seed']}"
+                f"{name} seed {cfg['seed']}"
         if store.exists(key):
             if verbose:
                 print(f"{label}: done before, skipped")
             continue
         try:
-            res = run(**cfg, progress=progress, store=store)
+            with warnings.catch_warnings():  # e.g. EP's non-converged relaxations: counted in the record
+                warnings.simplefilter("ignore", RuntimeWarning)
+                res = run(**cfg, progress=progress)
+            rec = res.to_record()
+            rec["label"] = name
+            store.write(rec)
             msg = f"{res.status}, test acc {res.final.get('test_acc', float('nan')):.4f}, " \
                   f"{res.final['wall_time']:.1f} s"
         except Exception as e:  # a failed run is recorded, the compare goes on
-            store.write({"key": key, "config": {k: v for k, v in cfg.items()}, "status": "failed",
+            store.write({"key": key, "label": name, "config": dict(cfg), "status": "failed",
                          "message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
-                         "history": [], "final": {}, "version": __version__, "backend": "cpu"})
+                         "history": [], "final": {}, "version": __version__, "backend": cfg.get("backend", "cpu")})
             msg = f"failed: {type(e).__name__}: {e}"
         if verbose:
             print(f"{label}: {msg}", flush=True)
@@ -132,14 +181,15 @@ def summarize(store: ResultStore) -> pd.DataFrame:
     groups: Dict[tuple, List[dict]] = {}
     for r in store.records():
         c = r["config"]
-        groups.setdefault((c["task"]["name"], c["substrate"]["name"], c["learner"]["name"]), []).append(r)
+        label = r.get("label") or c["learner"]["name"]
+        groups.setdefault((c["task"]["name"], c["substrate"]["name"], label, c["learner"]["name"]), []).append(r)
     rows = []
-    for (task, sub, learner), recs in sorted(groups.items()):
+    for (task, sub, learner, learner_name), recs in sorted(groups.items()):
         final = np.array([r["final"].get("test_acc", np.nan) if r["final"] else np.nan for r in recs], float)
         best = np.array([max((h.get("test_acc") or np.nan) for h in r["history"]) if r["history"] else np.nan
                          for r in recs], float)
         try:
-            category = getattr(_learners.registry.factory(learner), "category", "")
+            category = getattr(_learners.registry.factory(learner_name), "category", "")
         except ValueError:
             category = ""
         statuses = pd.Series([r["status"] for r in recs]).value_counts().to_dict()
@@ -191,7 +241,6 @@ def plot_curves(store: ResultStore, path: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (task, sub) in zip(axes[0], panels):
         g = h[(h["task.name"] == task) & (h["substrate.name"] == sub)].copy()
-        g["label"] = g["learner.name"]
         learning_curves(g, metric="test_acc", by="label", ax=ax, title=f"{task} on {sub}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -118,6 +118,15 @@ def build(task="digits", model=None, substrate="ideal", learner="openes", budget
     task_o = _make("task", _tasks.get, task)
     if model is None:
         model = task_o.default_model()
+        learner_model = getattr(_learners.registry.factory(learner if isinstance(learner, str) else
+                                                         component_spec("learner", learner)["name"]),
+                                "default_model", None) if isinstance(learner, (str, dict)) else \
+            getattr(learner, "default_model", None)
+        if learner_model is not None and task_o.kind == "classification":
+            # a learner that trains its own architecture (EP: an energy model), sized to the task
+            model = dict(learner_model)
+            if "sizes" in model:
+                model["sizes"] = [task_o.n_inputs, *list(model["sizes"])[1:-1], task_o.n_outputs]
     model_o = _make("model", _models.get, model)
     sub_extra = {"backend": backend} if backend != "cpu" else None
     substrate_o = _make("substrate", _substrates.get, substrate, sub_extra)
@@ -132,6 +141,9 @@ def build(task="digits", model=None, substrate="ideal", learner="openes", budget
     if task_o.kind == "classification":
         if batch_size > task_o.n_train:
             fail("batch_size", batch_size, f"must be <= the task's {task_o.n_train} training examples")
+    check_model = getattr(learner_o, "check_model", None)
+    if callable(check_model):  # e.g. a low-rank learner's rank against the layer widths
+        check_model(model_o)
     steps_fit = getattr(learner_o, "evals_per_step", 1)
     if budget < steps_fit:
         fail("budget", budget, f"must be >= {steps_fit}, the evaluations of one learner step")

@@ -85,6 +85,7 @@ class ResultStore:
                 h[k] = v if not isinstance(v, list) else str(v)
             h["key"] = r["key"]
             h["status"] = r["status"]
+            h["label"] = r.get("label") or (r["config"].get("learner") or {}).get("name")
             frames.append(h)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
