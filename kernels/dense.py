@@ -6,8 +6,10 @@ member) the kernel computes
 
     y[p, i, :] = x[p or 0, i, :] · W[p]ᵀ + b[p]          (P × B × m)
 
-Each member's product is one BLAS GEMM (Numba lowers ``@`` on contiguous
-float arrays to BLAS); members run in parallel over ``prange``.
+With a shared input (Px = 1, a population's first layer) all members' products
+are one GEMM (B×n)·(n×P·m); otherwise each member's product is one BLAS GEMM
+(Numba lowers ``@`` on contiguous float arrays to BLAS), members in parallel
+over ``prange``.
 
 ``dense_lowrank`` is the structured twin for low-rank perturbations
 (EGGROLL): with a shared base W ∈ R^{m×n}, factors A[p] ∈ R^{m×r},
@@ -93,6 +95,12 @@ def dense_population(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         # output and a vectorised bias add; inside prange the bias loop runs on one thread
         np.matmul(x[0], W[0].T, out=out[0])
         out[0] += b[0].astype(dt, copy=False)
+        return out
+    if x.shape[0] == 1:
+        # one input shared by every member (a population's first layer): all P·m output
+        # rows are one GEMM (B × n)·(n × P·m), then a copy into (P, B, m) with the bias
+        y = x[0] @ np.ascontiguousarray(W).reshape(P * m, n).T          # (B, P·m)
+        np.add(y.reshape(x.shape[1], P, m).transpose(1, 0, 2), np.asarray(b, dtype=dt)[:, None, :], out=out)
         return out
     return _dense_population(x, np.ascontiguousarray(W), np.ascontiguousarray(b, dtype=dt), out)
 
