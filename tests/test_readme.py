@@ -21,3 +21,12 @@ def test_readme_opens_with_two_commands_and_ci_runs_the_test_one():
     ci = (ROOT / ".ci" / "run").read_text()
     assert test in ci.splitlines()
 
+
+
+def test_readme_lists_every_registered_name():
+    import neurozo
+
+    text = (ROOT / "README.md").read_text()
+    for reg in (neurozo.tasks.registry, neurozo.substrates.registry, neurozo.learners.registry):
+        for name in reg.names():
+            assert f"`{name}`" in text, f"README does not mention {reg.kind} {name!r}"
