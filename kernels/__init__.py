@@ -12,6 +12,17 @@ dense        population-batched dense layer  y[p] = x[p] · W[p]ᵀ + b[p]
 activations  elementwise rate nonlinearities (relu, tanh, sigmoid, ...)
 """
 
+import os as _os
+
+# OpenBLAS's worker threads spin-wait for ~2^28 cycles after every GEMM; on a small
+# machine they then steal the cores of the Numba parallel region that follows (the
+# crossbar read measured 16x the GEMM floor on 2 threads, 2.6x with 2^16 cycles; a much
+# shorter timeout slows back-to-back GEMMs instead).
+# OpenBLAS reads this when numpy first loads it: effective when neurozo is imported
+# before numpy (CLI, sweep workers, tests); set it in the shell otherwise.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
+
 from . import activations, dense  # noqa: F401
 
 __all__ = ["activations", "dense"]

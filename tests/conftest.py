@@ -1,6 +1,9 @@
 import os
 
-import matplotlib
+# before numpy loads OpenBLAS (see neurozo/__init__.py)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 os.environ.setdefault("NEUROZO_TEST", "1")
