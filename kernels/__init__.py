@@ -23,6 +23,24 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 
+def _numpy_compat_for_numba_cuda() -> None:
+    """Give NumPy ≥ 2.5 back ``np.row_stack`` (an alias of ``np.vstack``) for numba-cuda.
+
+    numba-cuda's ``numba/cuda/np/arrayobj.py`` registers ``overload(np.row_stack)`` when
+    ``numba.cuda`` is imported; NumPy 2.5 removed the alias, so the import fails and no
+    GPU kernel can be compiled (seen on an H200 machine with numpy 2.5.2, numba 0.68.0
+    and cupy 14.2.0). The alias is exactly ``np.vstack``, so restoring it changes nothing
+    else. Done here because every GPU twin imports ``kernels`` before ``numba.cuda``.
+    """
+    import numpy as np
+
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+
+
+_numpy_compat_for_numba_cuda()
+
+
 from . import activations, dense  # noqa: F401
 
 __all__ = ["activations", "dense"]

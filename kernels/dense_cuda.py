@@ -45,11 +45,12 @@ TILE = 4 if SIMULATOR else 16
 
 def _make_gemm(nbtype):
     T = TILE
+    T1 = TILE + 1  # padded row; a closure constant: numba-cuda 0.2x types `T + 1` inside a kernel as int64, not a literal
 
     @cuda.jit
     def gemm(X, Y, transY, alpha, D, has_D, bias, has_bias, C):  # pragma: no cover - device code
-        sx = cuda.shared.array((T, T + 1), nbtype)   # X tile: [row i][k]
-        sy = cuda.shared.array((T, T + 1), nbtype)   # Y' tile: [col j][k]
+        sx = cuda.shared.array((T, T1), nbtype)   # X tile: [row i][k]
+        sy = cuda.shared.array((T, T1), nbtype)   # Y' tile: [col j][k]
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         p = cuda.blockIdx.z

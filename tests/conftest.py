@@ -3,6 +3,7 @@ import os
 # before numpy loads OpenBLAS (see neurozo/__init__.py)
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
+import kernels  # noqa: E402,F401  (before numba.cuda: see kernels._numpy_compat_for_numba_cuda)
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")

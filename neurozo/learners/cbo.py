@@ -55,7 +55,7 @@ from ..models.population import Members
 from . import cbo_schedules as sched
 from . import registry
 from .base import BaseState, Learner, step_rng
-from .cbo_dynamics import CORRECTIONS, NOISES, SCHEMES
+from .cbo_dynamics import check_dynamics
 
 __all__ = ["CBO", "CBOParams", "CBOState"]
 
@@ -92,19 +92,7 @@ class CBOParams:
         if self.batch_size > self.popsize:
             fail("batch_size", self.batch_size, f"must be <= popsize={self.popsize} (the number of particles N)")
         check_bool("partial", self.partial)
-        check_float("dt", self.dt, 0, lo_open=True)
-        check_float("lam", self.lam, 0)
-        check_float("sigma", self.sigma, 0)
-        check_float("alpha", self.alpha, 0)
-        check_choice("noise", self.noise, NOISES)
-        check_choice("scheme", self.scheme, SCHEMES)
-        check_choice("correction", self.correction, CORRECTIONS)
-        check_float("correction_eps", self.correction_eps, 0, lo_open=True)
-        check_choice("polar_kernel", self.polar_kernel, ("gaussian", "laplace"))
-        check_float("kappa", self.kappa, 0, lo_open=True)
-        check_bool("kernel_alpha", self.kernel_alpha)
-        check_choice("alpha_schedule", self.alpha_schedule, sched.ALPHA_SCHEDULES)
-        check_float("alpha_factor", self.alpha_factor, 0, lo_open=True)
+        check_dynamics(self)
         check_float("alpha_max", self.alpha_max, 1e-5)
         check_float("eta", self.eta, 0, 1, lo_open=True)
         check_choice("sigma_schedule", self.sigma_schedule, sched.SIGMA_SCHEDULES)

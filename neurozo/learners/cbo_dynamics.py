@@ -63,6 +63,23 @@ def _opt(check, name, value, *a, **kw):
     return None if value is None else check(name, value, *a, **kw)
 
 
+def check_dynamics(p) -> None:
+    """Checks of the parameters the dynamics and the network learner share (ValueError naming each)."""
+    check_float("dt", p.dt, 0, lo_open=True)
+    check_float("lam", p.lam, 0)
+    check_float("sigma", p.sigma, 0)
+    check_float("alpha", p.alpha, 0)
+    check_choice("noise", p.noise, NOISES)
+    check_choice("scheme", p.scheme, SCHEMES)
+    check_choice("correction", p.correction, CORRECTIONS)
+    check_float("correction_eps", p.correction_eps, 0, lo_open=True)
+    check_choice("polar_kernel", p.polar_kernel, ("gaussian", "laplace"))
+    check_float("kappa", p.kappa, 0, lo_open=True)
+    check_bool("kernel_alpha", p.kernel_alpha)
+    check_choice("alpha_schedule", p.alpha_schedule, sched.ALPHA_SCHEDULES)
+    check_float("alpha_factor", p.alpha_factor, 0, lo_open=True)
+
+
 @dataclass(frozen=True)
 class CBOConfig:
     """Every setting of the dynamics (CBXpy 1.0 defaults where CBXpy has the feature)."""
@@ -101,19 +118,7 @@ class CBOConfig:
     clip: float = 1e8
 
     def __post_init__(self):
-        check_float("dt", self.dt, 0, lo_open=True)
-        check_float("lam", self.lam, 0)
-        check_float("sigma", self.sigma, 0)
-        check_float("alpha", self.alpha, 0)
-        check_choice("noise", self.noise, NOISES)
-        check_choice("scheme", self.scheme, SCHEMES)
-        check_choice("correction", self.correction, CORRECTIONS)
-        check_float("correction_eps", self.correction_eps, 0, lo_open=True)
-        check_choice("polar_kernel", self.polar_kernel, ("gaussian", "laplace"))
-        check_float("kappa", self.kappa, 0, lo_open=True)
-        check_bool("kernel_alpha", self.kernel_alpha)
-        check_choice("alpha_schedule", self.alpha_schedule, sched.ALPHA_SCHEDULES)
-        check_float("alpha_factor", self.alpha_factor, 0, lo_open=True)
+        check_dynamics(self)
         check_float("alpha_min", self.alpha_min, 0, lo_open=True)
         check_float("alpha_max", self.alpha_max, self.alpha_min)
         check_float("eta", self.eta, 0, 1, lo_open=True)

@@ -52,7 +52,7 @@ a rotating nudge and has no fixed point; its residual is logged, not tested.)
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 

@@ -6,8 +6,6 @@ objective is evaluated on them. No substrate is involved.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .._validate import check_float, check_int, fail
 from . import registry
 from .base import Model

@@ -83,13 +83,13 @@ import numpy as np
 
 from kernels import dense as dense_k
 
-from .._validate import check_bool, check_choice, check_float, check_int, check_seed, fail
+from .._validate import check_bool, check_choice, check_float, check_seed, fail
 from . import registry, synapses
 from .base import Substrate, SynapseModel
 from .io import IOParams, analog_read
 from .pcm import PCMNoise
 from .reram import ReRAMNoise
-from .weights import DenseWeights, LowRankWeights
+from .weights import LowRankWeights
 
 __all__ = ["Crossbar", "CrossbarParams", "CrossbarState", "NOISE_MODELS", "CROSSBAR_ENERGY_PJ"]
 

@@ -55,7 +55,7 @@ from kernels import loihi as loihi_k
 from .._validate import check_bool, check_choice, check_float, check_int, fail
 from . import compose, neurons, registry, synapses
 from .base import NeuronModel, SynapseModel
-from .weights import DenseWeights, LowRankWeights
+from .weights import LowRankWeights
 
 __all__ = ["LoihiSynapse", "LoihiNeuron", "LoihiSynapseParams", "LoihiNeuronParams", "ProgrammedLoihi"]
 

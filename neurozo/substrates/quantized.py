@@ -46,7 +46,7 @@ from kernels import quant as quant_k
 from .._validate import check_bool, check_choice, check_float, check_int
 from . import registry, synapses
 from .base import Substrate, SynapseModel
-from .weights import DenseWeights, LowRankWeights
+from .weights import LowRankWeights
 
 __all__ = ["QuantizedSynapse", "QuantizedParams", "QuantizedWeights", "quantized_energy_pj"]
 

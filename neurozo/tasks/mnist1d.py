@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numpy as np
-
 from .._validate import check_seed
 from . import registry
 from .base import ClassificationTask
