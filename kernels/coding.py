@@ -53,29 +53,48 @@ def uniform(seed: int, shape) -> np.ndarray:
     return _uniform(np.uint64(seed), out)
 
 
+@njit(cache=True)
+def _threshold53(p):  # pragma: no cover - compiled
+    # u = m·2^-53 < p  ⇔  m < ceil(p·2^53) for the 53-bit integer m (scaling by 2^53 is exact):
+    # the Bernoulli test on the integer, bit-identical to ``_u01(seed, k) < p``
+    if not p > 0.0:                 # also NaN: never fires, like u < NaN
+        return np.uint64(0)
+    if p >= 1.0:
+        return np.uint64(9007199254740992)
+    return np.uint64(np.ceil(p * 9007199254740992.0))
+
+
 @njit(parallel=True, fastmath=False, cache=True)
-def _rate(x, T, gain, seed, out):  # pragma: no cover - compiled
+def _rate(x, T, t0, gain, seed, out):  # pragma: no cover - compiled
     B, n = x.shape
+    thr = np.empty((B, n), dtype=np.uint64)
+    for b in range(B):
+        for i in range(n):
+            thr[b, i] = _threshold53(gain * x[b, i])
+    g = np.uint64(0x9E3779B97F4A7C15)
     for t in prange(T):
         for b in range(B):
+            k0 = np.uint64(((t0 + t) * B + b) * n)
             for i in range(n):
-                p = gain * x[b, i]
-                k = (t * B + b) * n + i
-                out[t, b, i] = 1.0 if _u01(seed, k) < p else 0.0
+                h = _splitmix(seed ^ ((k0 + np.uint64(i)) * g))
+                out[t, b, i] = 1.0 if (h >> np.uint64(11)) < thr[b, i] else 0.0
     return out
 
 
-def rate_code(x: np.ndarray, T: int, seed: int, gain: float = 1.0, dtype=np.float32) -> np.ndarray:
-    """Bernoulli rate code: (B, n) intensities → (T, B, n) spikes (0/1 in ``dtype``)."""
+def rate_code(x: np.ndarray, T: int, seed: int, gain: float = 1.0, dtype=np.float32, t0: int = 0) -> np.ndarray:
+    """Bernoulli rate code: (B, n) intensities → (T, B, n) spikes (0/1 in ``dtype``).
+
+    s[t, b, i] = 1 if u_k < gain·x[b, i], u_k the k-th counter-based uniform of ``seed`` with
+    k = (t·B + b)·n + i. ``t0`` returns steps t0 … t0 + T − 1 of the same train (time blocks)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"x has shape {x.shape}: must be (B, n)")
     out = np.empty((int(T), *x.shape), dtype=dtype)
-    return _rate(x, int(T), float(gain), np.uint64(seed), out)
+    return _rate(x, int(T), int(t0), float(gain), np.uint64(seed), out)
 
 
 @njit(parallel=True, fastmath=False, cache=True)
-def _latency(x, T, x_min, out):  # pragma: no cover - compiled
+def _latency(x, T, t0, T_total, x_min, out):  # pragma: no cover - compiled
     B, n = x.shape
     for b in prange(B):
         for i in range(n):
@@ -84,15 +103,21 @@ def _latency(x, T, x_min, out):  # pragma: no cover - compiled
             v = x[b, i]
             v = 0.0 if v < 0.0 else (1.0 if v > 1.0 else v)
             if v > x_min:
-                t = int(np.round((1.0 - v) * (T - 1)))
-                out[t, b, i] = 1.0
+                t = int(np.round((1.0 - v) * (T_total - 1))) - t0
+                if 0 <= t < T:
+                    out[t, b, i] = 1.0
     return out
 
 
-def latency_code(x: np.ndarray, T: int, x_min: float = 0.0, dtype=np.float32) -> np.ndarray:
-    """Linear latency code: one spike per input at t = round((1 − x)(T − 1)); none if x ≤ x_min."""
+def latency_code(x: np.ndarray, T: int, x_min: float = 0.0, dtype=np.float32, t0: int = 0,
+                 T_total: int | None = None) -> np.ndarray:
+    """Linear latency code: one spike per input at t = round((1 − x)(T_total − 1)); none if x ≤ x_min.
+
+    ``t0``/``T_total`` return steps t0 … t0 + T − 1 of a train of T_total steps (time blocks;
+    default T_total = T)."""
+    T_total = int(T) if T_total is None else int(T_total)
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"x has shape {x.shape}: must be (B, n)")
     out = np.empty((int(T), *x.shape), dtype=dtype)
-    return _latency(x, int(T), float(x_min), out)
+    return _latency(x, int(T), int(t0), T_total, float(x_min), out)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "prefer_event", "event_threshold", "is_binary",
+__all__ = ["LIFState", "lif_scan", "leaky_integrate", "spike_accumulate", "active_lists", "prefer_event", "event_threshold", "is_binary",
            "EVENT_MAX_DENSITY", "ROW_WISE_MAX_EVENTS", "CHUNK", "BLOCK_M"]
 
 #: neurons per parallel work item of the LIF scan
@@ -45,21 +45,26 @@ BLOCK_M = 64
 
 
 @njit(parallel=True, fastmath=False, cache=True)
-def _lif_scan(z, T, beta, thr, one, zero, reset_zero, ref, write_spikes, spikes, record_mem, mem,
-              counts, first):  # pragma: no cover - compiled
+def _lif_scan(z, T, t0, Ttot, beta, thr, one, zero, reset_zero, ref, write_spikes, spikes, record_mem, mem,
+              su, sr, src, scnt, sfst):  # pragma: no cover - compiled
+    # state (P, N) in z's dtype, read at the start and written back at the end: membrane u,
+    # previous spike r, refractory steps left rc, spike count cnt, first-spike step fst (Ttot: none)
     P, Tz, N = z.shape
     nchunk = (N + CHUNK - 1) // CHUNK
+    fref = one * ref
+    fT = one * Ttot
     for job in prange(P * nchunk):
         p = job // nchunk
         c0 = (job % nchunk) * CHUNK
         c1 = min(c0 + CHUNK, N)
         w = c1 - c0
-        u = np.zeros(w, dtype=z.dtype)
-        r = np.zeros(w, dtype=z.dtype)          # spike of the previous step (0/1)
-        rc = np.zeros(w, dtype=np.int64)        # refractory steps left
-        cnt = np.zeros(w, dtype=z.dtype)        # spike counts (exact: T < 2^24)
-        fst = np.full(w, T, dtype=np.int64)
+        u = su[p, c0:c1].copy()
+        r = sr[p, c0:c1].copy()                 # spike of the previous step (0/1)
+        rc = src[p, c0:c1].copy()               # refractory steps left
+        cnt = scnt[p, c0:c1].copy()             # spike counts (exact: T < 2^24)
+        fst = sfst[p, c0:c1].copy()             # first-spike step (exact: T < 2^24)
         for t in range(T):
+            tf = one * (t0 + t)
             tt = t if Tz > 1 else 0
             zt = z[p, tt, c0:c1]
             if ref == 0 and not reset_zero:
@@ -70,7 +75,7 @@ def _lif_scan(z, T, beta, thr, one, zero, reset_zero, ref, write_spikes, spikes,
                     u[i] = ui
                     r[i] = s
                     cnt[i] += s
-                    fst[i] = t if (s > zero and fst[i] == T) else fst[i]
+                    fst[i] = tf if (s > zero and fst[i] == fT) else fst[i]
                     if write_spikes:
                         spikes[p, t, c0 + i] = s
             elif ref == 0:
@@ -81,37 +86,76 @@ def _lif_scan(z, T, beta, thr, one, zero, reset_zero, ref, write_spikes, spikes,
                     u[i] = ui
                     r[i] = s
                     cnt[i] += s
-                    fst[i] = t if (s > zero and fst[i] == T) else fst[i]
+                    fst[i] = tf if (s > zero and fst[i] == fT) else fst[i]
+                    if write_spikes:
+                        spikes[p, t, c0 + i] = s
+            elif reset_zero:    # refractory; rc counts in z's dtype (small integers, exact)
+                for i in range(w):
+                    refr = rc[i] > zero
+                    cur = zero if refr else zt[i]
+                    ui = beta * ((one - r[i]) * u[i]) + cur
+                    s = one if (ui - thr > zero and not refr) else zero
+                    rc[i] = fref if s > zero else (rc[i] - one if refr else rc[i])
+                    u[i] = ui
+                    r[i] = s
+                    cnt[i] += s
+                    fst[i] = tf if (s > zero and fst[i] == fT) else fst[i]
                     if write_spikes:
                         spikes[p, t, c0 + i] = s
             else:
                 for i in range(w):
-                    refr = rc[i] > 0
+                    refr = rc[i] > zero
                     cur = zero if refr else zt[i]
-                    if reset_zero:
-                        ui = beta * ((one - r[i]) * u[i]) + cur
-                    else:
-                        ui = beta * u[i] + cur
-                        ui = ui - r[i] * thr
+                    ui = beta * u[i] + cur
+                    ui = ui - r[i] * thr
                     s = one if (ui - thr > zero and not refr) else zero
-                    rc[i] = ref if s > zero else (rc[i] - 1 if refr else rc[i])
+                    rc[i] = fref if s > zero else (rc[i] - one if refr else rc[i])
                     u[i] = ui
                     r[i] = s
                     cnt[i] += s
-                    fst[i] = t if (s > zero and fst[i] == T) else fst[i]
+                    fst[i] = tf if (s > zero and fst[i] == fT) else fst[i]
                     if write_spikes:
                         spikes[p, t, c0 + i] = s
             if record_mem:
                 for i in range(w):
                     mem[p, t, c0 + i] = u[i]
         for i in range(w):
-            counts[p, c0 + i] = np.int64(cnt[i])
-            first[p, c0 + i] = fst[i]
-    return counts
+            su[p, c0 + i] = u[i]
+            sr[p, c0 + i] = r[i]
+            src[p, c0 + i] = rc[i]
+            scnt[p, c0 + i] = cnt[i]
+            sfst[p, c0 + i] = fst[i]
+    return scnt
+
+
+class LIFState:
+    """The state of P×N LIF neurons between two calls of ``lif_scan`` (time-blocked runs).
+
+    ``u`` membrane, ``r`` spike of the last step, ``rc`` refractory steps left, ``cnt`` spikes so
+    far, ``first`` first-spike step (``T_total``: none yet), ``t`` steps done; all (P, N) in the
+    currents' dtype (integers exact below 2^24).
+    """
+
+    def __init__(self, P: int, N: int, T_total: int, dtype=np.float32):
+        dt = np.dtype(dtype)
+        self.T_total = int(T_total)
+        self.t = 0
+        self.u = np.zeros((P, N), dt)
+        self.r = np.zeros((P, N), dt)
+        self.rc = np.zeros((P, N), dt)
+        self.cnt = np.zeros((P, N), dt)
+        self.first = np.full((P, N), self.T_total, dt)
+
+    def counts(self) -> np.ndarray:
+        return self.cnt.astype(np.int64)
+
+    def first_spike(self) -> np.ndarray:
+        return self.first.astype(np.int64)
 
 
 def lif_scan(z: np.ndarray, T: int, beta: float, threshold: float, reset: str = "subtract",
-             refractory: int = 0, write_spikes: bool = True, record_mem: bool = False):
+             refractory: int = 0, write_spikes: bool = True, record_mem: bool = False,
+             state: "LIFState | None" = None):
     """Run LIF neurons over T steps.
 
     Parameters
@@ -123,9 +167,13 @@ def lif_scan(z: np.ndarray, T: int, beta: float, threshold: float, reset: str = 
     refractory : steps after a spike that ignore input and cannot spike.
     write_spikes : also return the (P, T, N) spike array (0/1 in z's dtype).
     record_mem : also return the membrane potentials U[t] (P, T, N).
+    state : a ``LIFState`` to continue from (time-blocked runs: the T steps here are steps
+        ``state.t … state.t + T − 1`` of ``state.T_total``); updated in place. Running the
+        blocks one after another gives exactly the spikes of one call over all steps.
 
     Returns ``(spikes or None, counts (P, N) int64, first (P, N) int64 — T if
-    the neuron never spiked —, mem or None)``.
+    the neuron never spiked —, mem or None)``; with ``state``, counts and first-spike
+    steps so far (first = ``state.T_total`` where none yet).
     """
     if z.ndim != 3:
         raise ValueError(f"z has shape {z.shape}: must be (P, Tz, N)")
@@ -135,13 +183,22 @@ def lif_scan(z: np.ndarray, T: int, beta: float, threshold: float, reset: str = 
     P, Tz, N = z.shape
     if Tz not in (1, T):
         raise ValueError(f"z has {Tz} time steps: must be 1 (constant current) or T={T}")
+    if not 1 <= int(T) < 2**24:
+        raise ValueError(f"T={T} must be in [1, 2^24 - 1]: counts and first-spike steps are kept exactly "
+                         "in the currents' float dtype")
     dt = z.dtype.type
     spikes = np.empty((P, T, N), dtype=z.dtype) if write_spikes else np.empty((1, 1, 1), dtype=z.dtype)
     mem = np.empty((P, T, N), dtype=z.dtype) if record_mem else np.empty((1, 1, 1), dtype=z.dtype)
-    counts = np.empty((P, N), dtype=np.int64)
-    first = np.empty((P, N), dtype=np.int64)
-    _lif_scan(z, int(T), dt(beta), dt(threshold), dt(1.0), dt(0.0), reset == "zero", int(refractory), bool(write_spikes),
-              spikes, bool(record_mem), mem, counts, first)
+    st = LIFState(P, N, T, z.dtype) if state is None else state
+    if st.u.shape != (P, N) or st.u.dtype != z.dtype:
+        raise ValueError(f"state holds {st.u.shape} {st.u.dtype} neurons: need ({P}, {N}) {z.dtype}")
+    if st.t + int(T) > st.T_total:
+        raise ValueError(f"state is at step {st.t} of {st.T_total}: {T} more steps overrun it")
+    _lif_scan(z, int(T), st.t, st.T_total, dt(beta), dt(threshold), dt(1.0), dt(0.0), reset == "zero",
+              int(refractory), bool(write_spikes), spikes, bool(record_mem), mem, st.u, st.r, st.rc, st.cnt,
+              st.first)
+    st.t += int(T)
+    counts, first = st.counts(), st.first_spike()
     return (spikes if write_spikes else None), counts, first, (mem if record_mem else None)
 
 
@@ -257,12 +314,24 @@ def _row_fill(x, ptr, idx, val):  # pragma: no cover - compiled
     return idx
 
 
-def active_lists(x: np.ndarray):
-    """CSR lists of the non-zero inputs of every row of x (Px, R, n): (ptr, idx, val)."""
+def row_pointers(x: np.ndarray) -> np.ndarray:
+    """CSR row pointers of the non-zero inputs of x (Px, R, n): ptr[k+1] − ptr[k] active in row k.
+
+    One parallel pass; ``ptr[-1]`` is the number of active inputs (what the event/dense choice
+    needs), and ``active_lists(x, ptr)`` reuses it.
+    """
     Px, R, n = x.shape
     cnt = np.zeros(Px * R + 1, dtype=np.int64)
     _row_counts(x, cnt)
-    ptr = np.cumsum(cnt)
+    return np.cumsum(cnt)
+
+
+def active_lists(x: np.ndarray, ptr: np.ndarray | None = None):
+    """CSR lists of the non-zero inputs of every row of x (Px, R, n): (ptr, idx, val).
+
+    ``ptr`` may pass ``row_pointers(x)`` when it is already known."""
+    if ptr is None:
+        ptr = row_pointers(x)
     nnz = int(ptr[-1])
     idx = np.empty(nnz, dtype=np.int32)
     val = np.empty(nnz, dtype=x.dtype)

@@ -52,6 +52,8 @@ class FloatSynapse(SynapseModel):
     energy_pj = HOROWITZ_FP32_PJ
     gpu = True
 
+    time_local = True
+
     def __init__(self, dtype: str = "float32"):
         self.params = FloatParams(dtype)
         self.dtype = np.dtype(dtype)
@@ -69,13 +71,19 @@ class FloatSynapse(SynapseModel):
         m, n = prog.shape
         P = prog.P
         dk = kernels_for(dense_k, prog.W, x2)
-        nnz = int((x2 != 0).sum()) if spiking else 0
+        ptr = None
+        if spiking and dk is dense_k:   # one pass counts the active inputs of every row
+            x2 = np.ascontiguousarray(x2)
+            ptr = lif_k.row_pointers(x2)
+            nnz = int(ptr[-1])
+        else:
+            nnz = int((x2 != 0).sum()) if spiking else 0
         if isinstance(prog, LowRankWeights):
             y = dk.dense_lowrank(x2, prog.W, prog.b, prog.A, prog.B, prog.scale)
             macs = dense_k.dense_macs(P, x2.shape[1], m, n, prog.rank)
-        elif spiking and dk is dense_k and lif_k.prefer_event(nnz, x2.size, n):
+        elif ptr is not None and lif_k.prefer_event(nnz, x2.size, n):
             # sparse spikes: event-driven accumulate of the active inputs only (kernels.lif)
-            y = lif_k.spike_accumulate(x2, prog.W, prog.b)
+            y = lif_k.spike_accumulate(x2, prog.W, prog.b, lists=lif_k.active_lists(x2, ptr))
         else:
             y = dk.dense_population(x2, prog.W, prog.b)
             macs = dense_k.dense_macs(P, x2.shape[1], m, n)

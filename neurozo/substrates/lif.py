@@ -44,6 +44,14 @@ Costs (NeuroBench): one ``neuron_update`` per neuron per step, ``spikes``
 emitted; the synapse counts MACs for dense inputs and ACs for spikes.
 Activation sparsity = 1 − spikes / neuron_updates (``activation_sparsity``).
 
+Long simulations run in time blocks. With spike-coded input (rate or latency), a counts or
+first-spike readout and arrays above 16 MB, ``Substrate.run`` takes the T steps in blocks of
+about 4 MB: each block goes through every layer and the neurons carry their state (membrane,
+last spike, refractory steps, counts, first spike: ``kernels.lif.LIFState``) into the next. The
+spikes, readouts and cost counters are those of one pass over all T steps (tested); the arrays
+between layers stay in cache instead of being re-allocated page by page, which made 1 s of a
+1000 → 1000 Poisson-driven layer at dt = 0.1 ms (T = 10 000) take 24.5 ms instead of 29–31 ms.
+
 ``record=True`` keeps the last forward's traces on the neuron object
 (``trace``: input drive, and per layer spikes, membrane potentials, counts)
 for plots and reference checks.
@@ -91,7 +99,7 @@ class LIFParams:
         check_float("threshold", self.threshold, 0.0, lo_open=True)
         check_choice("reset", self.reset, RESETS)
         check_int("refractory", self.refractory, 0)
-        check_int("T", self.T, 1)
+        check_int("T", self.T, 1, 2**24 - 1)   # spike counts/first-spike steps kept exactly in float32
         check_choice("encoding", self.encoding, ENCODINGS)
         check_choice("readout", self.readout, READOUTS)
         check_float("gain", self.gain, 0.0, lo_open=True)
@@ -180,6 +188,59 @@ class LIFNeuron(NeuronModel):
 
     def decode(self, h):
         return h
+
+    # ------------------------------------------------------------------ time-blocked runs
+    #: a block's arrays between layers stay below this many bytes (L2/L3-sized; below glibc's
+    #: mmap threshold, so they are reused rather than faulted in page by page)
+    BLOCK_BYTES = 4 << 20
+    #: runs whose largest per-layer array is below this go in one pass
+    BLOCK_MIN_BYTES = 16 << 20
+
+    def time_block(self, x, P, widths):
+        """Steps per block, or None: only spike-coded 2-D input (rate/latency), counts or
+        first-spike readout, no recording, and arrays larger than ``BLOCK_MIN_BYTES``."""
+        p = self.params
+        if np.ndim(x) != 2 or p.encoding == "current" or p.record or p.readout == "membrane":
+            return None
+        B = int(np.shape(x)[0])
+        per_step = 4 * B * max(P * max(widths[1:]), widths[0])   # float32 bytes of one step
+        if per_step * p.T <= self.BLOCK_MIN_BYTES:
+            return None
+        return int(min(p.T, max(16, self.BLOCK_BYTES // per_step)))
+
+    def block_source(self, x, rng):
+        """``source(t0, steps)`` → the input spikes of steps t0 … t0+steps−1, (1, steps, B, n);
+        the same train as ``encode`` (the rate code's seed is drawn once, here)."""
+        p = self.params
+        self.input_spiking = True
+        if p.encoding == "rate":
+            seed = int(rng.integers(0, 2**63 - 1))
+            return lambda t0, steps: coding_k.rate_code(x, steps, seed, p.gain, np.float32, t0=t0)[None]
+        xl = np.asarray(x, dtype=np.float64) * p.gain
+        return lambda t0, steps: coding_k.latency_code(xl, steps, 0.0, np.float32, t0=t0, T_total=p.T)[None]
+
+    def activate_block(self, z, activation, last, state, steps, costs):
+        """``activate`` for one block of steps, continuing from ``state`` (a ``LIFState``)."""
+        p = self.params
+        P, Tz, B, m = z.shape
+        z3 = z.reshape(P, Tz, B * m)
+        if state is None:
+            state = lif_k.LIFState(P, B * m, p.T, z3.dtype)
+        before = float(state.cnt.sum(dtype=np.float64))
+        costs.add(neuron_updates=P * steps * B * m)
+        spikes, _, _, _ = lif_k.lif_scan(z3, steps, p.beta, p.threshold, p.reset, p.refractory,
+                                         write_spikes=not last, state=state)
+        costs.add(spikes=int(round(float(state.cnt.sum(dtype=np.float64)) - before)))
+        return (None if last else spikes.reshape(P, steps, B, m)), state
+
+    def finish_blocks(self, state, x):
+        """The last layer's readout after the final block (counts or T − first spike)."""
+        p = self.params
+        B = int(np.shape(x)[0])
+        P, BM = state.cnt.shape
+        if p.readout == "counts":
+            return state.counts().reshape(P, B, BM // B).astype(state.cnt.dtype)
+        return (p.T - state.first_spike()).reshape(P, B, BM // B).astype(state.cnt.dtype)
 
 
 @registry.register("lif")
