@@ -88,10 +88,11 @@ def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hid
     label, substrate, mo, lo = VARIANTS[variant]
     model = dict(MODEL, sizes=sizes, **mo)
     learner = dict(HEP, **lo)
-    if beta is not None and learner.get("estimator") != "rbp":   # BP has no nudge: its runs are shared
-        learner["beta"] = float(beta)
-    if T2 is not None and learner.get("estimator") != "rbp":
-        learner["T2"] = int(T2)
+    if learner.get("estimator") != "rbp":   # BP has no nudge: its runs are shared
+        if beta is not None:
+            learner["beta"] = float(beta)
+        if T2 is not None:
+            learner["T2"] = int(T2)
     from neurozo.learners.ep import EP
 
     per_step = EP(**{k: v for k, v in learner.items() if k != "name"}).evals_per_step

@@ -89,25 +89,15 @@ def _lif_scan(z, T, t0, Ttot, beta, thr, one, zero, reset_zero, ref, write_spike
                     fst[i] = tf if (s > zero and fst[i] == fT) else fst[i]
                     if write_spikes:
                         spikes[p, t, c0 + i] = s
-            elif reset_zero:    # refractory; rc counts in z's dtype (small integers, exact)
+            else:               # refractory; rc counts in z's dtype (small integers, exact)
                 for i in range(w):
                     refr = rc[i] > zero
                     cur = zero if refr else zt[i]
-                    ui = beta * ((one - r[i]) * u[i]) + cur
-                    s = one if (ui - thr > zero and not refr) else zero
-                    rc[i] = fref if s > zero else (rc[i] - one if refr else rc[i])
-                    u[i] = ui
-                    r[i] = s
-                    cnt[i] += s
-                    fst[i] = tf if (s > zero and fst[i] == fT) else fst[i]
-                    if write_spikes:
-                        spikes[p, t, c0 + i] = s
-            else:
-                for i in range(w):
-                    refr = rc[i] > zero
-                    cur = zero if refr else zt[i]
-                    ui = beta * u[i] + cur
-                    ui = ui - r[i] * thr
+                    if reset_zero:
+                        ui = beta * ((one - r[i]) * u[i]) + cur
+                    else:
+                        ui = beta * u[i] + cur
+                        ui = ui - r[i] * thr
                     s = one if (ui - thr > zero and not refr) else zero
                     rc[i] = fref if s > zero else (rc[i] - one if refr else rc[i])
                     u[i] = ui

@@ -8,15 +8,8 @@ Registries: ``neurozo.tasks``, ``neurozo.substrates``, ``neurozo.models``,
 ``neurozo.learners`` — each with ``get(name, **kw)`` and ``names()``.
 """
 
-import os as _os
-
-# OpenBLAS's worker threads spin-wait for ~2^28 cycles after every GEMM; on a small
-# machine they then steal the cores of the Numba parallel region that follows (the
-# crossbar read measured 16x the GEMM floor on 2 threads, 2.6x with 2^16 cycles; a much
-# shorter timeout slows back-to-back GEMMs instead).
-# OpenBLAS reads this when numpy first loads it: effective when neurozo is imported
-# before numpy (CLI, sweep workers, tests); set it in the shell otherwise.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+# first: kernels sets OPENBLAS_THREAD_TIMEOUT before numpy loads OpenBLAS (see kernels/__init__.py)
+import kernels as _kernels  # noqa: F401
 
 __version__ = "0.1.0"
 

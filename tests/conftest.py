@@ -1,9 +1,8 @@
 import os
 
-# before numpy loads OpenBLAS (see neurozo/__init__.py)
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
-
-import kernels  # noqa: E402,F401  (before numba.cuda: see kernels._numpy_compat_for_numba_cuda)
+# first: kernels sets OPENBLAS_THREAD_TIMEOUT before numpy loads OpenBLAS, and restores
+# np.row_stack before numba.cuda is imported (kernels/__init__.py)
+import kernels  # noqa: F401
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")

@@ -118,10 +118,26 @@ def encode_input(x: np.ndarray, T: int, encoding: str, gain: float, rng: np.rand
         raise ValueError(f"x has shape {x.shape}: must be (B, n) or (T, B, n)")
     if encoding == "current":
         return (np.asarray(x, dtype=dtype) * dtype(gain))[None, None]
+    seed = int(rng.integers(0, 2**63 - 1)) if encoding == "rate" else None
+    return spike_code(x, T, encoding, gain, seed, dtype)
+
+
+def spike_code(x: np.ndarray, T: int, encoding: str, gain: float, seed: Optional[int], dtype=np.float32,
+               t0: int = 0, steps: Optional[int] = None) -> np.ndarray:
+    """Steps t0 … t0 + steps − 1 (default: all T) of the rate or latency code of x (B, n), as
+    (1, steps, B, n); ``seed`` is the rate code's (unused for latency)."""
+    steps = T if steps is None else steps
     if encoding == "rate":
-        seed = int(rng.integers(0, 2**63 - 1))
-        return coding_k.rate_code(x, T, seed, gain, dtype)[None]
-    return coding_k.latency_code(np.asarray(x, dtype=np.float64) * gain, T, 0.0, dtype)[None]
+        return coding_k.rate_code(x, steps, seed, gain, dtype, t0=t0)[None]
+    return coding_k.latency_code(np.asarray(x, dtype=np.float64) * gain, steps, 0.0, dtype, t0=t0,
+                                 T_total=T)[None]
+
+
+def _readout(readout: str, T: int, counts: np.ndarray, first: np.ndarray, shape, dtype) -> np.ndarray:
+    """The last layer's logits: spike counts, or T − first-spike step (0 if silent)."""
+    if readout == "counts":
+        return counts.reshape(shape).astype(dtype)
+    return (T - first).reshape(shape).astype(dtype)
 
 
 def activation_sparsity(costs: CostCounter) -> float:
@@ -182,9 +198,7 @@ class LIFNeuron(NeuronModel):
             self.trace["counts"].append(counts.reshape(P, B, m))
         if not last:
             return spikes.reshape(P, p.T, B, m)
-        if p.readout == "counts":
-            return counts.reshape(P, B, m).astype(z.dtype)
-        return (p.T - first).reshape(P, B, m).astype(z.dtype)   # first_spike
+        return _readout(p.readout, p.T, counts, first, (P, B, m), z.dtype)
 
     def decode(self, h):
         return h
@@ -213,11 +227,8 @@ class LIFNeuron(NeuronModel):
         the same train as ``encode`` (the rate code's seed is drawn once, here)."""
         p = self.params
         self.input_spiking = True
-        if p.encoding == "rate":
-            seed = int(rng.integers(0, 2**63 - 1))
-            return lambda t0, steps: coding_k.rate_code(x, steps, seed, p.gain, np.float32, t0=t0)[None]
-        xl = np.asarray(x, dtype=np.float64) * p.gain
-        return lambda t0, steps: coding_k.latency_code(xl, steps, 0.0, np.float32, t0=t0, T_total=p.T)[None]
+        seed = int(rng.integers(0, 2**63 - 1)) if p.encoding == "rate" else None
+        return lambda t0, steps: spike_code(x, p.T, p.encoding, p.gain, seed, t0=t0, steps=steps)
 
     def activate_block(self, z, activation, last, state, steps, costs):
         """``activate`` for one block of steps, continuing from ``state`` (a ``LIFState``)."""
@@ -238,9 +249,7 @@ class LIFNeuron(NeuronModel):
         p = self.params
         B = int(np.shape(x)[0])
         P, BM = state.cnt.shape
-        if p.readout == "counts":
-            return state.counts().reshape(P, B, BM // B).astype(state.cnt.dtype)
-        return (p.T - state.first_spike()).reshape(P, B, BM // B).astype(state.cnt.dtype)
+        return _readout(p.readout, p.T, state.counts(), state.first_spike(), (P, B, BM // B), state.cnt.dtype)
 
 
 @registry.register("lif")

@@ -47,7 +47,6 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from kernels import coding as coding_k
 from kernels import dense as dense_k
 from kernels import lif as lif_k
 from kernels import loihi as loihi_k
@@ -55,6 +54,7 @@ from kernels import loihi as loihi_k
 from .._validate import check_bool, check_choice, check_float, check_int, fail
 from . import compose, neurons, registry, synapses
 from .base import NeuronModel, SynapseModel
+from .lif import spike_code
 from .weights import LowRankWeights
 
 __all__ = ["LoihiSynapse", "LoihiNeuron", "LoihiSynapseParams", "LoihiNeuronParams", "ProgrammedLoihi"]
@@ -221,10 +221,9 @@ class LoihiNeuron(NeuronModel):
             levels = 2 ** p.input_bits
             q = np.minimum(np.rint(np.clip(np.asarray(x, np.float64) * p.gain, 0, 1) * levels), levels - 1)
             h = (q / levels).astype(np.float32)[None, None]     # graded message q / 2^bits (exact)
-        elif p.encoding == "rate":
-            h = coding_k.rate_code(x, p.T, int(rng.integers(0, 2**63 - 1)), p.gain)[None]
-        else:
-            h = coding_k.latency_code(np.asarray(x, np.float64) * p.gain, p.T)[None]
+        else:   # rate or latency spikes, as the float LIF codes them
+            seed = int(rng.integers(0, 2**63 - 1)) if p.encoding == "rate" else None
+            h = spike_code(x, p.T, p.encoding, p.gain, seed)
         self.input_spiking = lif_k.is_binary(h)
         if p.record:
             self.trace = {"input": h[0], "spikes": [], "membrane": [], "current": [], "counts": []}
