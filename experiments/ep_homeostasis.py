@@ -169,6 +169,40 @@ def gap_recovery(summary: pd.DataFrame, sym="sym", untied="untied", col="final_a
     return out
 
 
+def per_seed_final(hist: pd.DataFrame, task: str, variant: str, last: int = 3) -> pd.Series:
+    """Each seed's final test accuracy (mean of its last ``last`` logged rows), indexed by seed."""
+    g = hist[(hist["task"] == task) & (hist["variant"] == variant)].sort_values("evaluations")
+    return g.groupby("seed").tail(last).groupby("seed")["test_acc"].mean()
+
+
+def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: float = 0.8) -> dict:
+    """Gap recovery R = (mean homeo − mean untied)/(mean sym − mean untied) with a paired bootstrap.
+
+    ``final`` maps "sym", "untied", "homeo" to per-seed final accuracies (Series indexed by seed);
+    only seeds present in all three are used, and the bootstrap resamples whole seeds (the three
+    runs of one seed share data order and initial forward weights, so they are resampled
+    together). Returns the point estimate, the 95% percentile interval, the fraction of
+    resamples with R ≥ ``goal``, the number of seeds, and the gap with its own interval.
+    Resamples whose gap is ≤ 0 give no ratio: they are counted as R < goal (the goal cannot be
+    met without a gap), and their fraction is reported."""
+    seeds = sorted(set(final["sym"].index) & set(final["untied"].index) & set(final["homeo"].index))
+    if len(seeds) < 2:
+        return {"n": len(seeds)}
+    a = np.stack([final[k].loc[seeds].to_numpy() for k in ("sym", "untied", "homeo")])   # (3, n)
+    gap_s, rec_s = a[0] - a[1], a[2] - a[1]
+    R = rec_s.mean() / gap_s.mean() if gap_s.mean() > 0 else np.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(seeds), size=(boot, len(seeds)))
+    g, r = gap_s[idx].mean(1), rec_s[idx].mean(1)
+    ok = g > 0
+    Rb = np.where(ok, r / np.where(ok, g, 1.0), -np.inf)
+    lo, hi = np.percentile(Rb, 2.5, method="lower"), np.percentile(Rb, 97.5, method="higher")  # no interpolation with −∞
+    glo, ghi = np.percentile(g, [2.5, 97.5])
+    return {"n": len(seeds), "R": float(R), "R_lo": float(lo), "R_hi": float(hi),
+            "p_goal": float(np.mean(Rb >= goal)), "no_gap": float(1 - ok.mean()),
+            "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
+
+
 def plots(hist: pd.DataFrame, out_prefix: str):
     import matplotlib
 
@@ -218,7 +252,7 @@ def plots(hist: pd.DataFrame, out_prefix: str):
     plt.close(fig)
 
 
-def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float) -> str:
+def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: dict | None = None) -> str:
     lines = ["| task | variant | steps | final test acc (mean ± 95% CI over seeds) | best | cos(EP, RBP), 2nd half | "
              "symmetry θ / device (end) | skipped | energy (mJ) |", "|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
@@ -241,8 +275,15 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float) -> str:
             else:
                 parts.append(f"untied hEP is not worse than symmetric ({100 * -d['gap']:+.1f} pp): no gap to recover")
         lines.append(f"- {task}: " + "; ".join(parts) + ".")
+    for task, hs in (boots or {}).items():
+        for h, b in hs.items():
+            if b.get("n", 0) >= 2 and np.isfinite(b.get("R", np.nan)):
+                lines.append(f"- {task}, {VARIANTS[h][0].split('+ ')[-1]}: recovery {100 * b['R']:.0f}% "
+                             f"(95% paired bootstrap over {b['n']} seeds: {100 * b['R_lo']:.0f} … "
+                             f"{100 * b['R_hi']:.0f}%; P(R ≥ 80%) = {b['p_goal']:.2f}); gap {100 * b['gap']:.1f} pp "
+                             f"({100 * b['gap_lo']:.1f} … {100 * b['gap_hi']:.1f}).")
     lines += ["", f"Command: `{cmd}`  ", f"Machine: {platform.processor() or platform.machine()}, "
-              f"2-core CPU, shared; date {datetime.date.today()}; wall time {elapsed / 60:.0f} min."]
+              f"{os.cpu_count()}-CPU machine; date {datetime.date.today()}; wall time {elapsed / 60:.0f} min."]
     return "\n".join(lines)
 
 
@@ -287,7 +328,13 @@ def main(argv=None):
     summary.to_csv(a.out + "_runs.csv", index=False)
     plots(hist, a.out)
     cmd = "python experiments/ep_homeostasis.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = markdown(summary, rec, cmd.strip(), time.time() - t0)
+    boots = {}
+    for task in a.tasks:
+        if {"sym", "untied"} <= set(a.variants):
+            fin = {k: per_seed_final(hist, task, k) for k in ("sym", "untied")}
+            boots[task] = {h: recovery_bootstrap(dict(fin, homeo=per_seed_final(hist, task, h)))
+                           for h in a.variants if h.startswith("homeo")}
+    md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots)
     with open(a.out + "_table.md", "w") as f:
         f.write(md + "\n")
     print(md)

@@ -1,0 +1,106 @@
+"""Run more seeds of the EP ablation (experiments/ep_homeostasis.py) in many processes, on a
+machine that may lack pandas, matplotlib or the mnist1d package (e.g. the CPUs of a lent GPU
+machine). Every finished run is written to STORE exactly as the ablation script would write it
+(same configuration, same key), so `ep_homeostasis.py --store STORE ...` afterwards reads them
+instead of running them again. Jobs go seed by seed (all variants of a seed first), so a run cut
+off by a time limit leaves complete seeds behind.
+
+    python experiments/ep_homeostasis_seeds.py STORE JOBS SEED... [--variants sym homeo5s50 untied]
+           [--task mnist1d] [--steps-scale 3] [--beta 0.1] [--T2 60] [--mnist1d-npz PATH]
+    python experiments/ep_homeostasis_seeds.py --save-mnist1d PATH     # on a machine that has mnist1d
+
+``--mnist1d-npz`` serves the seed-42 mnist1d data set from a file saved with ``--save-mnist1d``
+(a machine without internet access cannot install the generator). Copy the store's files back
+as one archive: `tar czf store.tgz -C STORE .`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import types
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
+try:
+    import pandas  # noqa: F401
+except ImportError:                                   # the ablation script imports it; run_config does not use it
+    sys.modules["pandas"] = types.ModuleType("pandas")
+import ep_homeostasis as E  # noqa: E402
+
+
+def _offline_mnist1d(path: str) -> None:
+    """Install a stand-in ``mnist1d.data`` that serves the saved seed-42 data set."""
+    import numpy as np
+
+    def make_dataset(args):
+        if args.seed != 42:
+            raise ValueError(f"mnist1d seed={args.seed}: the saved data set {path} holds seed 42 only")
+        d = np.load(path)
+        return {k: d[k] for k in ("x", "y", "x_test", "y_test")}
+
+    data = types.ModuleType("mnist1d.data")
+    data.get_dataset_args = lambda: types.SimpleNamespace(seed=42)
+    data.make_dataset = make_dataset
+    pkg = types.ModuleType("mnist1d")
+    pkg.data = data
+    sys.modules["mnist1d"], sys.modules["mnist1d.data"] = pkg, data
+
+
+def one(job):
+    import warnings
+
+    import neurozo
+    from neurozo.store import ResultStore
+
+    task, variant, seed, scale, beta, T2, store, npz = job
+    if npz:
+        _offline_mnist1d(npz)
+    cfg = E.run_config(task, variant, seed, scale, None, beta, T2)
+    rs = ResultStore(store)
+    t0 = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # non-convergence is logged per step
+        res = neurozo.run(**cfg, store=rs)
+    print(f"{time.strftime('%H:%M:%S')} {task} {variant:10s} seed {seed}: {res.status}, test acc "
+          f"{res.final['test_acc']:.4f}, {time.time() - t0:.0f} s", flush=True)
+
+
+def main(argv=None):
+    import argparse
+    import multiprocessing as mp
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--save-mnist1d", metavar="PATH", help="save the seed-42 mnist1d data set and exit")
+    ap.add_argument("store", nargs="?")
+    ap.add_argument("jobs", nargs="?", type=int)
+    ap.add_argument("seeds", nargs="*", type=int)
+    ap.add_argument("--variants", nargs="+", default=["sym", "homeo5s50", "untied"], choices=list(E.VARIANTS))
+    ap.add_argument("--task", default="mnist1d", choices=list(E.TASKS))
+    ap.add_argument("--steps-scale", type=float, default=3.0)
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--T2", type=int, default=None)
+    ap.add_argument("--mnist1d-npz", default=None)
+    a = ap.parse_args(argv)
+    if a.save_mnist1d:
+        import numpy as np
+
+        from neurozo.tasks.mnist1d import _make
+
+        x, y, xt, yt = _make(42)
+        np.savez_compressed(a.save_mnist1d, x=x, y=y, x_test=xt, y_test=yt)
+        return
+    if not a.store or not a.jobs or not a.seeds:
+        ap.error("STORE, JOBS and at least one SEED are required")
+    jobs = [(a.task, v, s, a.steps_scale, a.beta, a.T2, a.store, a.mnist1d_npz) for s in a.seeds for v in a.variants]
+    with mp.get_context("spawn").Pool(a.jobs) as pool:
+        for _ in pool.imap_unordered(one, jobs, chunksize=1):
+            pass
+
+
+if __name__ == "__main__":
+    main()
