@@ -80,7 +80,7 @@ VARIANTS = {
 
 
 def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hidden=None,
-               beta: float | None = None, T2: int | None = None) -> dict:
+               beta: float | None = None, T2: int | None = None, lr: float | None = None) -> dict:
     sizes, steps, batch = TASKS[task]
     if hidden:
         sizes = [sizes[0], *hidden, sizes[-1]]
@@ -93,6 +93,8 @@ def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hid
             learner["beta"] = float(beta)
         if T2 is not None:
             learner["T2"] = int(T2)
+    if lr is not None:
+        learner["lr"] = float(lr)
     from neurozo.learners.ep import EP
 
     per_step = EP(**{k: v for k, v in learner.items() if k != "name"}).evals_per_step
@@ -101,13 +103,13 @@ def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hid
 
 
 def _one(args):
-    task, variant, seed, scale, store, hidden, beta, T2 = args
+    task, variant, seed, scale, store, hidden, beta, T2, lr = args
     import warnings
 
     import neurozo
     from neurozo.store import ResultStore
 
-    cfg = run_config(task, variant, seed, scale, hidden, beta, T2)
+    cfg = run_config(task, variant, seed, scale, hidden, beta, T2, lr)
     rs = ResultStore(store)
     key = neurozo.build(**cfg).key
     if not rs.exists(key):
@@ -300,6 +302,8 @@ def main(argv=None):
                     help=f"|β| of the EP nudge for every EP variant (default {HEP['beta']})")
     ap.add_argument("--T2", type=int, default=None,
                     help=f"nudged relaxation steps of every EP variant (default {HEP['T2']})")
+    ap.add_argument("--lr", type=float, default=None,
+                    help=f"learning rate of every variant, BP included (default {HEP['lr']})")
     ap.add_argument("--jobs", type=int, default=2, help="parallel processes")
     ap.add_argument("--store", default=os.path.join(ROOT, "results", "ep_homeostasis"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "ep_homeostasis"),
@@ -310,7 +314,7 @@ def main(argv=None):
     if a.quick:
         a.seeds, a.steps_scale, a.tasks = [0], 0.05, ["digits"]
         a.out = os.path.join(ROOT, "results", "ep_homeostasis_quick", "ep_homeostasis")
-    jobs = [(t, v, s, a.steps_scale, a.store, a.hidden, a.beta, a.T2) for t in a.tasks for v in a.variants
+    jobs = [(t, v, s, a.steps_scale, a.store, a.hidden, a.beta, a.T2, a.lr) for t in a.tasks for v in a.variants
             for s in a.seeds]
     t0 = time.time()
     if a.jobs > 1:
