@@ -102,8 +102,9 @@ def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hid
                 seed=seed, batch_size=batch, eval_every=max(per_step, steps * per_step // 30))
 
 
-def _one(args):
-    task, variant, seed, scale, store, hidden, beta, T2, lr = args
+def run_or_read(task: str, variant: str, seed: int, scale: float, store: str, hidden=None,
+                beta: float | None = None, T2: int | None = None, lr: float | None = None) -> dict:
+    """The stored record of one run of the ablation, running it first if ``store`` lacks it."""
     import warnings
 
     import neurozo
@@ -119,10 +120,21 @@ def _one(args):
             res = neurozo.run(**cfg, store=rs)
         print(f"{task:8s} {variant:11s} seed {seed}: {res.status}, test acc {res.final['test_acc']:.4f}, "
               f"{time.time() - t0:.0f} s", flush=True)
-    rec = rs.read(key)
+    return rs.read(key)
+
+
+def _one(args):
+    task, variant, seed = args[:3]
+    rec = run_or_read(*args)
     h = pd.DataFrame(rec["history"])
     h["task"], h["variant"], h["label"], h["seed"] = task, variant, VARIANTS[variant][0], seed
     return h
+
+
+def _final_by_seed(g: pd.DataFrame, last: int = 3) -> pd.Series:
+    """Each seed's final test accuracy: the mean of its last ``last`` logged rows, indexed by seed."""
+    g = g.sort_values("evaluations")
+    return g.groupby("seed").tail(last).groupby("seed")["test_acc"].mean()
 
 
 def summarise(hist: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +148,7 @@ def summarise(hist: pd.DataFrame) -> pd.DataFrame:
     for (task, variant), g in hist.groupby(["task", "variant"], sort=False):
         g = g.sort_values("evaluations")
         last = g.groupby("seed").tail(1)
-        final = g.groupby("seed").tail(3).groupby("seed")["test_acc"].mean()
+        final = _final_by_seed(g)
         best = g.groupby("seed")["test_acc"].max()
         tail = g[g["step"] >= 0.5 * g["step"].max()]
         m, h = mean_ci(final.to_numpy())
@@ -172,9 +184,8 @@ def gap_recovery(summary: pd.DataFrame, sym="sym", untied="untied", col="final_a
 
 
 def per_seed_final(hist: pd.DataFrame, task: str, variant: str, last: int = 3) -> pd.Series:
-    """Each seed's final test accuracy (mean of its last ``last`` logged rows), indexed by seed."""
-    g = hist[(hist["task"] == task) & (hist["variant"] == variant)].sort_values("evaluations")
-    return g.groupby("seed").tail(last).groupby("seed")["test_acc"].mean()
+    """``_final_by_seed`` of one task and variant of the history."""
+    return _final_by_seed(hist[(hist["task"] == task) & (hist["variant"] == variant)], last)
 
 
 def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: float = 0.8) -> dict:

@@ -1,8 +1,8 @@
 """Run more seeds of the EP ablation (experiments/ep_homeostasis.py) in many processes, on a
 machine that may lack pandas, matplotlib or the mnist1d package (e.g. the CPUs of a lent GPU
 machine). Every finished run is written to STORE exactly as the ablation script would write it
-(same configuration, same key), so `ep_homeostasis.py --store STORE ...` afterwards reads them
-instead of running them again. Jobs go seed by seed (all variants of a seed first), so a run cut
+(same configuration, same key; runs already in STORE are not run again), so
+`ep_homeostasis.py --store STORE ...` afterwards reads them instead of running them again. Jobs go seed by seed (all variants of a seed first), so a run cut
 off by a time limit leaves complete seeds behind.
 
     python experiments/ep_homeostasis_seeds.py STORE JOBS SEED... [--variants sym homeo5s50 untied]
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import types
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -52,22 +51,10 @@ def _offline_mnist1d(path: str) -> None:
 
 
 def one(job):
-    import warnings
-
-    import neurozo
-    from neurozo.store import ResultStore
-
-    task, variant, seed, scale, beta, T2, store, npz = job
+    *run, npz = job
     if npz:
         _offline_mnist1d(npz)
-    cfg = E.run_config(task, variant, seed, scale, None, beta, T2)
-    rs = ResultStore(store)
-    t0 = time.time()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # non-convergence is logged per step
-        res = neurozo.run(**cfg, store=rs)
-    print(f"{time.strftime('%H:%M:%S')} {task} {variant:10s} seed {seed}: {res.status}, test acc "
-          f"{res.final['test_acc']:.4f}, {time.time() - t0:.0f} s", flush=True)
+    E.run_or_read(*run)
 
 
 def main(argv=None):
@@ -96,7 +83,8 @@ def main(argv=None):
         return
     if not a.store or not a.jobs or not a.seeds:
         ap.error("STORE, JOBS and at least one SEED are required")
-    jobs = [(a.task, v, s, a.steps_scale, a.beta, a.T2, a.store, a.mnist1d_npz) for s in a.seeds for v in a.variants]
+    jobs = [(a.task, v, s, a.steps_scale, a.store, None, a.beta, a.T2, None, a.mnist1d_npz)
+            for s in a.seeds for v in a.variants]
     with mp.get_context("spawn").Pool(a.jobs) as pool:
         for _ in pool.imap_unordered(one, jobs, chunksize=1):
             pass
