@@ -72,6 +72,9 @@ VARIANTS = {
                {"homeostasis": 5 * LAMBDA}),
     "homeo5s50": ("untied hEP 90° + homeostasis λ=5, 50 draws", "ideal", {"tied": False, "alpha": 90.0},
                   {"homeostasis": 5 * LAMBDA, "homeostasis_samples": 50}),
+    # N orthogonal probes (N = state size): the exact ∇2‖A‖² = 4A, none of the Gaussian probes' noise
+    "homeo5orth": ("untied hEP 90° + homeostasis λ=5, N orthogonal draws", "ideal", {"tied": False, "alpha": 90.0},
+                   {"homeostasis": 5 * LAMBDA, "homeostasis_samples": "N", "homeostasis_probes": "orthogonal"}),
     "pcm_sym": ("pcm: tied hEP", "pcm", {"tied": True, "tol": PCM_TOL}, {}),
     "pcm_untied": ("pcm: untied hEP 90°", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {}),
     "pcm_homeo": ("pcm: untied hEP 90° + homeostasis", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL},
@@ -88,6 +91,8 @@ def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hid
     label, substrate, mo, lo = VARIANTS[variant]
     model = dict(MODEL, sizes=sizes, **mo)
     learner = dict(HEP, **lo)
+    if learner.get("homeostasis_samples") == "N":     # one block of orthogonal probes: N = state size
+        learner["homeostasis_samples"] = int(sum(sizes[1:]))
     if learner.get("estimator") != "rbp":   # BP has no nudge: its runs are shared
         if beta is not None:
             learner["beta"] = float(beta)
@@ -102,6 +107,20 @@ def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hid
                 seed=seed, batch_size=batch, eval_every=max(per_step, steps * per_step // 30))
 
 
+#: learner fields added after runs were stored, with the value that reproduces those runs exactly
+#: (same code path, same random draws): a stored run keyed without the field is that run
+LEGACY_DEFAULTS = {"homeostasis_probes": "gaussian"}
+
+
+def legacy_key(config: dict) -> str:
+    """The store key ``config`` had before the fields of ``LEGACY_DEFAULTS`` existed."""
+    import neurozo
+    from neurozo.config import config_key
+
+    learner = {k: v for k, v in config["learner"].items() if LEGACY_DEFAULTS.get(k, object()) != v}
+    return config_key(dict(config, learner=learner), neurozo.__version__)
+
+
 def run_or_read(task: str, variant: str, seed: int, scale: float, store: str, hidden=None,
                 beta: float | None = None, T2: int | None = None, lr: float | None = None) -> dict:
     """The stored record of one run of the ablation, running it first if ``store`` lacks it."""
@@ -112,7 +131,10 @@ def run_or_read(task: str, variant: str, seed: int, scale: float, store: str, hi
 
     cfg = run_config(task, variant, seed, scale, hidden, beta, T2, lr)
     rs = ResultStore(store)
-    key = neurozo.build(**cfg).key
+    built = neurozo.build(**cfg)
+    key = built.key
+    if not rs.exists(key) and rs.exists(legacy_key(built.config)):
+        return rs.read(legacy_key(built.config))
     if not rs.exists(key):
         t0 = time.time()
         with warnings.catch_warnings():
@@ -303,7 +325,7 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v not in ("pcm_homeo", "homeo5s50")],
+    ap.add_argument("--variants", nargs="+", default=[v for v in VARIANTS if v not in ("pcm_homeo", "homeo5s50", "homeo5orth")],
                     choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every task's training steps")

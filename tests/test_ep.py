@@ -133,7 +133,8 @@ def test_complex_estimators_need_a_holomorphic_activation():
     ({"estimator": "one_sided", "beta": 0.0}, "beta"), ({"estimator": "continuous", "beta": 0.0}, "beta"),
     ({"homeostasis": -0.5}, "homeostasis"), ({"estimator": "two_sided"}, "estimator"), ({"periods": 0}, "periods"),
     ({"lr": 0.0}, "lr"), ({"momentum": 1.0}, "momentum"), ({"nonconverged": "ignore"}, "nonconverged"),
-    ({"homeostasis_samples": 0}, "homeostasis_samples"), ({"align_every": -1}, "align_every"),
+    ({"homeostasis_samples": 0}, "homeostasis_samples"), ({"homeostasis_probes": "qmc"}, "homeostasis_probes"),
+    ({"align_every": -1}, "align_every"),
 ])
 def test_bad_learner_parameters(kw, name):
     with pytest.raises(ValueError, match=rf"^{name}="):

@@ -85,3 +85,17 @@ def test_offline_mnist1d_copy_serves_the_same_data(tmp_path, monkeypatch):
     args.seed = 7
     with pytest.raises(ValueError, match="seed=7"):
         make_dataset(args)
+
+
+def test_legacy_key_finds_runs_stored_before_the_probes_field():
+    # a learner field added later is dropped from the key only at its run-preserving default
+    import neurozo
+    from neurozo.config import config_key
+
+    sym = neurozo.build(**E.run_config("digits", "sym", 0, 0.05)).config
+    orth = neurozo.build(**E.run_config("digits", "homeo5orth", 0, 0.05)).config
+    assert sym["learner"]["homeostasis_probes"] == "gaussian"
+    old = dict(sym, learner={k: v for k, v in sym["learner"].items() if k != "homeostasis_probes"})
+    assert E.legacy_key(sym) == config_key(old, neurozo.__version__) != config_key(sym, neurozo.__version__)
+    assert E.legacy_key(orth) == config_key(orth, neurozo.__version__)
+    assert orth["learner"]["homeostasis_samples"] == 128 + 10     # "N": one probe per state variable

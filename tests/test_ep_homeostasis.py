@@ -118,3 +118,47 @@ def test_device_jvp_needs_a_substrate():
     m, th = _net()
     with pytest.raises(ValueError, match="^substrate="):
         JacobianHomeostasis(1.0, 3, "device").sample(m, th, np.random.default_rng(0))
+
+
+def _want_grad(m, th):
+    """4A on every recurrent block: W_{k+1} gets 2(W_{k+1} − B_kᵀ), B_k gets 2(B_k − W_{k+1}ᵀ)."""
+    out = {}
+    for k in range(m.L - 1):
+        W, B = m.view(th, f"W{k + 1}"), m.view(th, f"B{k}")
+        out[f"W{k + 1}"], out[f"B{k}"] = 2 * (W - B.T), 2 * (B - W.T)
+    return out
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_orthogonal_probes_with_N_draws_are_exact(blocks):
+    # S = N orthogonal directions of length √N: Σεεᵀ/S = I, so the loss estimate's mean is
+    # tr(JᵀJ) − tr(J²) = 2‖A‖²_F and the gradient estimate 4A, with no sampling error
+    m, th = _net()
+    N = m.n_state
+    h = JacobianHomeostasis(1.0, blocks * N, "closed", probes="orthogonal")
+    eps = np.concatenate(h.draw(m, np.random.default_rng(4)), axis=1)
+    assert eps.shape == (blocks * N, N)
+    np.testing.assert_allclose(eps.T @ eps / (blocks * N), np.eye(N), atol=1e-12)
+    vals, g = h.sample(m, th, np.random.default_rng(4), SUB)
+    assert vals.mean() == pytest.approx(JacobianHomeostasis.exact(m, th), rel=1e-10)
+    for k, want in _want_grad(m, th).items():
+        np.testing.assert_allclose(m.view(g, k), want, atol=1e-10)
+    # Gaussian probes with the same number of draws are far from exact (the noise removed above)
+    _, gg = JacobianHomeostasis(1.0, blocks * N, "closed").sample(m, th, np.random.default_rng(4), SUB)
+    assert np.max(np.abs(m.view(gg, "W1") - _want_grad(m, th)["W1"])) > 0.1 * np.max(np.abs(_want_grad(m, th)["W1"]))
+
+
+def test_orthogonal_probes_fewer_than_N_are_unbiased():
+    # each ε is √N times a uniformly random unit vector: E[εεᵀ] = I, so S = 3 < N stays unbiased
+    m, th = _net()
+    R, S = 3000, 3
+    h = JacobianHomeostasis(1.0, S, "closed", probes="orthogonal")
+    rng = np.random.default_rng(5)
+    gs = np.stack([h.sample(m, th, rng, SUB)[1] for _ in range(R)])
+    se = gs.std(axis=0) / np.sqrt(R)
+    mean = gs.mean(axis=0)
+    for k, want in _want_grad(m, th).items():
+        z = (m.view(mean, k) - want) / np.maximum(m.view(se, k), 1e-12)
+        assert np.max(np.abs(z)) < 5.0, k        # 5 standard errors on each of ≈ 60 entries
+    with pytest.raises(ValueError, match="^probes="):
+        JacobianHomeostasis(1.0, 3, "closed", probes="sobol")

@@ -83,6 +83,7 @@ class EPParams:
     homeostasis: float = 0.0
     homeostasis_samples: int = 5
     homeostasis_jvp: str = "device"
+    homeostasis_probes: str = "gaussian"
     align_every: int = 1
     rbp_steps: int = 500
     nonconverged: str = "report"
@@ -99,6 +100,7 @@ class EPParams:
         check_float("homeostasis", self.homeostasis, 0)
         check_int("homeostasis_samples", self.homeostasis_samples, 1)
         check_choice("homeostasis_jvp", self.homeostasis_jvp, ["device", "closed"])
+        check_choice("homeostasis_probes", self.homeostasis_probes, ["gaussian", "orthogonal"])
         check_int("align_every", self.align_every, 0)
         check_int("rbp_steps", self.rbp_steps, 1)
         check_choice("nonconverged", self.nonconverged, ["report", "skip", "raise"])
@@ -228,7 +230,8 @@ class EP(Learner):
         super().__init__(**kw)
         p = self.params
         self.opt = Optimizer(p.optimizer, p.lr, momentum=p.momentum)
-        self.homeo = JacobianHomeostasis(p.homeostasis, p.homeostasis_samples, p.homeostasis_jvp)
+        self.homeo = JacobianHomeostasis(p.homeostasis, p.homeostasis_samples, p.homeostasis_jvp,
+                                         p.homeostasis_probes)
 
     @property
     def evals_per_step(self) -> int:

@@ -24,6 +24,17 @@ FMNIST 1.0, CIFAR-10 15, ImageNet32 10) and added to the EP gradient.
 feedback arrays (so it sees programming noise and read noise: what a chip
 would measure); ``jvp="closed"`` uses θ's weights exactly. The symmetry
 ratio ‖S‖/(‖S‖ + ‖A‖) of W_rec is logged (1 symmetric, ≈ 0.5 independent).
+
+``probes="orthogonal"`` draws the ε of one estimate as √N times the columns of a
+Haar-random N×N orthogonal matrix (blocks of N; a new matrix per block), the
+structured probes of orthogonal ES (Choromanski et al., ICML 2018). Each ε is
+still isotropic with E[εεᵀ] = I, so both estimates stay unbiased, but the draws
+of a block are exactly orthogonal: with S = N draws Σ εεᵀ/S = I, the gradient
+estimate equals 4A and the loss estimate tr(JᵀJ) − tr(J²) = 2‖A‖²_F exactly
+(no sampling noise; the device's read noise remains). Gaussian probes leave a
+zero-mean noise of size ≈ 2√2‖J_row‖/√S on every entry of the gradient, and that
+noise lies entirely in the antisymmetric directions (the W and B blocks get
+opposite transposed copies), i.e. a random walk of A that homeostasis must undo.
 """
 
 from __future__ import annotations
@@ -58,12 +69,29 @@ class JacobianHomeostasis:
     lam      λ ≥ 0, weight of the gradient added to the EP update (0: measure only)
     samples  draws of ε per estimate (the paper uses 5)
     jvp      "device" (J·ε read through the substrate) or "closed" (exact, from θ)
+    probes   "gaussian" (ε ~ N(0, I), the paper) or "orthogonal" (blocks of N orthogonal
+             directions of length √N; ``samples`` = N gives the exact loss and gradient)
     """
 
-    def __init__(self, lam: float = 1.0, samples: int = 5, jvp: str = "device"):
+    def __init__(self, lam: float = 1.0, samples: int = 5, jvp: str = "device", probes: str = "gaussian"):
         self.lam = check_float("lam", lam, 0)
         self.samples = check_int("samples", samples, 1)
         self.jvp = check_choice("jvp", jvp, ["device", "closed"])
+        self.probes = check_choice("probes", probes, ["gaussian", "orthogonal"])
+
+    def draw(self, model, rng: np.random.Generator) -> list:
+        """The ε of one estimate, per state layer: ``samples`` rows each."""
+        S, sizes = self.samples, model.state_sizes
+        if self.probes == "gaussian":
+            return [rng.standard_normal((S, n)) for n in sizes]
+        N = int(sum(sizes))
+        blocks = []
+        for start in range(0, S, N):
+            Q, R = np.linalg.qr(rng.standard_normal((N, N)))
+            Q = Q * np.sign(np.diag(R))          # Haar: fixes the signs QR leaves arbitrary
+            blocks.append(np.sqrt(N) * Q.T[: min(N, S - start)])
+        E = np.concatenate(blocks, axis=0)
+        return np.split(E, np.cumsum(sizes)[:-1], axis=1)
 
     def _apply(self, model, theta, eps, substrate, prog, rng):
         """W_rec·ε − ε per layer, eps per layer (S, n_k)."""
@@ -90,7 +118,7 @@ class JacobianHomeostasis:
             if prog is None:
                 prog = model.program(theta[None], substrate, rng)
         S = self.samples
-        eps = [rng.standard_normal((S, n)) for n in model.state_sizes]
+        eps = self.draw(model, rng)
         v1 = self._apply(model, theta, eps, substrate, prog, rng)
         v2 = self._apply(model, theta, v1, substrate, prog, rng)
         vals = sum(np.sum(a * a, axis=-1) for a in v1) - sum(np.sum(e * w, axis=-1) for e, w in zip(eps, v2))
