@@ -35,6 +35,9 @@ estimate equals 4A and the loss estimate tr(JᵀJ) − tr(J²) = 2‖A‖²_F ex
 zero-mean noise of size ≈ 2√2‖J_row‖/√S on every entry of the gradient, and that
 noise lies entirely in the antisymmetric directions (the W and B blocks get
 opposite transposed copies), i.e. a random walk of A that homeostasis must undo.
+The orthogonal draws go through LAPACK's QR: one seed gives the same draws on one
+machine, but across LAPACK builds only to rounding, which training amplifies
+(docs/ep_homeostasis.md, "Noise-free homeostasis"); Gaussian draws are bit-identical.
 """
 
 from __future__ import annotations
