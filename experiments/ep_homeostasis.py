@@ -133,9 +133,10 @@ def run_or_read(task: str, variant: str, seed: int, scale: float, store: str, hi
     rs = ResultStore(store)
     built = neurozo.build(**cfg)
     key = built.key
-    if not rs.exists(key) and rs.exists(legacy_key(built.config)):
-        return rs.read(legacy_key(built.config))
     if not rs.exists(key):
+        old = legacy_key(built.config)
+        if rs.exists(old):
+            return rs.read(old)
         t0 = time.time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)     # non-convergence is logged per step

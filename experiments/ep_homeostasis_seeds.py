@@ -2,8 +2,9 @@
 machine that may lack pandas, matplotlib or the mnist1d package (e.g. the CPUs of a lent GPU
 machine). Every finished run is written to STORE exactly as the ablation script would write it
 (same configuration, same key; runs already in STORE are not run again), so
-`ep_homeostasis.py --store STORE ...` afterwards reads them instead of running them again. Jobs go seed by seed (all variants of a seed first), so a run cut
-off by a time limit leaves complete seeds behind.
+`ep_homeostasis.py --store STORE ...` afterwards reads them instead of running them again. Jobs
+go seed by seed (all variants of a seed first), so a run cut off by a time limit leaves complete
+seeds behind.
 
     python experiments/ep_homeostasis_seeds.py STORE JOBS SEED... [--variants sym homeo5s50 untied]
            [--task mnist1d] [--steps-scale 3] [--beta 0.1] [--T2 60] [--hidden 128 64]

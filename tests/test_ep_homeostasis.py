@@ -55,14 +55,22 @@ def test_estimator_is_zero_for_symmetric_weights(tied, alpha):
     assert symmetry_ratio(m.recurrent_matrix(th)) == pytest.approx(1.0)
 
 
+def _want_grad(m, th):
+    """4A on every recurrent block: W_{k+1} gets 2(W_{k+1} − B_kᵀ), B_k gets 2(B_k − W_{k+1}ᵀ)."""
+    out = {}
+    for k in range(m.L - 1):
+        W, B = m.view(th, f"W{k + 1}"), m.view(th, f"B{k}")
+        out[f"W{k + 1}"], out[f"B{k}"] = 2 * (W - B.T), 2 * (B - W.T)
+    return out
+
+
 def test_gradient_estimate_mean_is_4A():
     # E[2(v₁εᵀ − εv₁ᵀ)] = 2(J − Jᵀ) = 4A; check on the θ blocks W1 and B0 (not ÷N, not ×λ)
     m, th = _net()
     S = 20000
     _, g = JacobianHomeostasis(1.0, S, "closed").sample(m, th, np.random.default_rng(3), SUB)
-    W1, B0 = m.view(th, "W1"), m.view(th, "B0")
-    want_W1 = 2 * (W1 - B0.T)
-    want_B0 = 2 * (B0 - W1.T)
+    want = _want_grad(m, th)
+    want_W1, want_B0 = want["W1"], want["B0"]
     tol = _grad_tol(m, th, S)
     np.testing.assert_allclose(m.view(g, "W1"), want_W1, atol=tol)
     np.testing.assert_allclose(m.view(g, "B0"), want_B0, atol=tol)
@@ -120,15 +128,6 @@ def test_device_jvp_needs_a_substrate():
         JacobianHomeostasis(1.0, 3, "device").sample(m, th, np.random.default_rng(0))
 
 
-def _want_grad(m, th):
-    """4A on every recurrent block: W_{k+1} gets 2(W_{k+1} − B_kᵀ), B_k gets 2(B_k − W_{k+1}ᵀ)."""
-    out = {}
-    for k in range(m.L - 1):
-        W, B = m.view(th, f"W{k + 1}"), m.view(th, f"B{k}")
-        out[f"W{k + 1}"], out[f"B{k}"] = 2 * (W - B.T), 2 * (B - W.T)
-    return out
-
-
 @pytest.mark.parametrize("blocks", [1, 2])
 def test_orthogonal_probes_with_N_draws_are_exact(blocks):
     # S = N orthogonal directions of length √N: Σεεᵀ/S = I, so the loss estimate's mean is
@@ -141,11 +140,12 @@ def test_orthogonal_probes_with_N_draws_are_exact(blocks):
     np.testing.assert_allclose(eps.T @ eps / (blocks * N), np.eye(N), atol=1e-12)
     vals, g = h.sample(m, th, np.random.default_rng(4), SUB)
     assert vals.mean() == pytest.approx(JacobianHomeostasis.exact(m, th), rel=1e-10)
-    for k, want in _want_grad(m, th).items():
-        np.testing.assert_allclose(m.view(g, k), want, atol=1e-10)
+    want = _want_grad(m, th)
+    for k, w in want.items():
+        np.testing.assert_allclose(m.view(g, k), w, atol=1e-10)
     # Gaussian probes with the same number of draws are far from exact (the noise removed above)
     _, gg = JacobianHomeostasis(1.0, blocks * N, "closed").sample(m, th, np.random.default_rng(4), SUB)
-    assert np.max(np.abs(m.view(gg, "W1") - _want_grad(m, th)["W1"])) > 0.1 * np.max(np.abs(_want_grad(m, th)["W1"]))
+    assert np.max(np.abs(m.view(gg, "W1") - want["W1"])) > 0.1 * np.max(np.abs(want["W1"]))
 
 
 def test_orthogonal_probes_fewer_than_N_are_unbiased():
