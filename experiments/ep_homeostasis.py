@@ -55,7 +55,12 @@ TASKS = {
     # task: (state sizes, steps, batch)
     "digits": ([64, 128, 10], 400, 64),
     "mnist1d": ([40, 128, 10], 1500, 64),
+    # the same generator asked for 25 000 sequences (20 000 train / 5 000 test, the paper's 80/20 split):
+    # less over-fitting, and 5× the test examples behind every accuracy
+    "mnist1d25k": ([40, 128, 10], 1500, 64),
 }
+#: the registry spec of each task key (default: the key itself)
+TASK_SPECS = {"mnist1d25k": {"name": "mnist1d", "num_samples": 25_000}}
 MODEL = {"name": "energy", "T1": 150, "dt": 0.5, "tol": 5e-4}
 HEP = {"name": "ep", "estimator": "holomorphic", "beta": 0.2, "N": 4, "T2": 60, "lr": 0.02,
        "momentum": 0.9, "nonconverged": "skip"}
@@ -103,7 +108,7 @@ def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hid
     from neurozo.learners.ep import EP
 
     per_step = EP(**{k: v for k, v in learner.items() if k != "name"}).evals_per_step
-    return dict(task=task, model=model, substrate=substrate, learner=learner, budget=steps * per_step,
+    return dict(task=TASK_SPECS.get(task, task), model=model, substrate=substrate, learner=learner, budget=steps * per_step,
                 seed=seed, batch_size=batch, eval_every=max(per_step, steps * per_step // 30))
 
 

@@ -5,6 +5,12 @@ class or factory. ``get(name, **kw)`` builds one; an unknown name or an unknown
 keyword raises a ``ValueError`` naming it and listing what is allowed.
 ``describe()`` gives every name with its parameters and defaults (``neurozo
 list`` prints it).
+
+The spec of a built object (its name and every parameter, defaults filled in)
+is what configs record and what the result store hashes into a run's key. A
+parameter added to a factory after runs were stored is registered with
+``added={param: value}``, the value that reproduces the old behaviour: while it
+holds that value it stays out of the spec, so the stored runs keep their keys.
 """
 
 from __future__ import annotations
@@ -22,14 +28,22 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._items: Dict[str, Callable[..., Any]] = {}
+        self._added: Dict[str, Dict[str, Any]] = {}
         self._loader: Callable[[], None] | None = None
 
-    def register(self, name: str, obj: Callable[..., Any] | None = None):
-        """Register ``obj`` under ``name``; usable as a decorator."""
+    def register(self, name: str, obj: Callable[..., Any] | None = None, added: Dict[str, Any] | None = None):
+        """Register ``obj`` under ``name``; usable as a decorator.
+
+        ``added``: parameters introduced after runs were stored, each with the value that reproduces
+        those runs; a spec leaves such a parameter out while it has that value (the run keys stay)."""
         def deco(o):
             if name in self._items and self._items[name] is not o:
                 raise ValueError(f"{self.kind} name {name!r} is registered twice")
+            unknown = sorted(set(added or {}) - set(signature_defaults(o)))
+            if unknown:
+                raise ValueError(f"{self.kind} {name!r}: added parameter(s) {unknown} are not parameters of it")
             self._items[name] = o
+            self._added[name] = dict(added or {})
             try:
                 o.registry_name = name
             except (AttributeError, TypeError):
@@ -72,6 +86,9 @@ class Registry:
         spec = {"name": name}
         spec.update({k: v for k, v in allowed.items() if v is not inspect.Parameter.empty})
         spec.update(kw)
+        for k, legacy in self._added.get(name, {}).items():
+            if k in spec and _same(spec[k], legacy):
+                del spec[k]
         try:  # the full spec (defaults filled in) identifies the object in configs and hashes
             obj.registry_spec = spec
         except (AttributeError, TypeError):
@@ -80,6 +97,13 @@ class Registry:
 
     def describe(self) -> Dict[str, Dict[str, Any]]:
         return {n: self.parameters(n) for n in self.names()}
+
+
+def _same(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:     # arrays and the like: never treated as the legacy value
+        return False
 
 
 def _target(fac):

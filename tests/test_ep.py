@@ -32,7 +32,7 @@ def test_run_learns_digits_and_logs_diagnostics():
     h = res.history
     assert res.status == "finished"
     for col in ("residual_free", "nonconverged", "residual_nudged", "nonconverged_nudged", "skipped", "cos_d0",
-                "cos_d1", "cos_grad", "rbp_residual"):
+                "cos_d1", "cos_grad", "grad_norm_ratio", "rbp_residual"):
         assert col in h and np.isfinite(h[col].iloc[-1]), col
     assert h["evaluations"].iloc[-1] == 240 and h["step"].iloc[-1] == 80     # 3 evaluations a step
     # 80 steps of symmetric EP on a small tied net: far above chance (10%), aligned with RBP

@@ -164,3 +164,4 @@ def test_learner_step_logs_alignment_on_a_tied_net():
         assert prob.evaluations == learner.evals_per_step
         assert info["nonconverged"] == 0 and info["residual_free"] <= 1e-13
         assert info["cos_grad"] >= 0.999 and min(info["cos_d0"], info["cos_d1"]) >= 0.999
+        assert abs(info["grad_norm_ratio"] - 1.0) <= 0.01    # EP's step is RBP's, not only its direction

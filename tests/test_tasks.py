@@ -28,6 +28,40 @@ def test_mnist1d_generated_not_downloaded():
     assert set(np.unique(t.y_train)) == set(range(10))
 
 
+def test_mnist1d_num_samples_split_80_20_and_paper_default_keeps_run_keys():
+    import neurozo
+    t = tasks.get("mnist1d", num_samples=2000)
+    assert t.x_train.shape == (1600, 40) and t.x_test.shape == (400, 40)
+    assert set(np.unique(t.y_test)) == set(range(10))
+    # the paper's 5000 is left out of the spec (runs stored before the parameter keep their keys) ...
+    assert "num_samples" not in tasks.get("mnist1d").registry_spec
+    assert "num_samples" not in tasks.get("mnist1d", num_samples=5000).registry_spec
+    # ... and any other value is in it, so the two data sets never share a key
+    assert t.registry_spec["num_samples"] == 2000
+    cfg = dict(model={"name": "mlp", "sizes": [40, 8, 10]}, learner="openes", budget=1000)
+    k0 = neurozo.build(task="mnist1d", **cfg).key
+    assert neurozo.build(task={"name": "mnist1d", "num_samples": 5000}, **cfg).key == k0
+    assert neurozo.build(task={"name": "mnist1d", "num_samples": 2000}, **cfg).key != k0
+
+
+@pytest.mark.parametrize("bad", [0, 99, -5, 2.5, "many"])
+def test_mnist1d_bad_num_samples(bad):
+    with pytest.raises(ValueError, match="num_samples"):
+        tasks.get("mnist1d", num_samples=bad)
+
+
+def test_registry_added_parameter_must_exist():
+    from neurozo.registry import Registry
+
+    r = Registry("thing")
+
+    def f(a=1):
+        return object()
+
+    with pytest.raises(ValueError, match="added parameter"):
+        r.register("f", f, added={"b": 2})
+
+
 @pytest.mark.parametrize("name", ["sphere", "rastrigin", "ackley"])
 @pytest.mark.parametrize("dim", [1, 7, 50])
 def test_function_minimum_at_zero(name, dim):

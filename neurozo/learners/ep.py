@@ -24,7 +24,10 @@ homeostasis (``ep_homeostasis``, weight λ = ``homeostasis``) reduces.
 Reference (measured, not used to learn unless estimator="rbp"): recurrent backprop
 δ = −J⁻ᵀ·∂ℓ/∂u, J = ∂F/∂u = W_rec·diag(φ'(u*)) − I, by iterating
 δ ← δ + Jᵀδ + ∂ℓ/∂u with θ's weights at the free fixed point. Every step logs
-cos(d_k, δ_k) per state layer and cos of the weight gradients (``align_every``).
+cos(d_k, δ_k) per state layer and cos of the weight gradients (``align_every``), and
+the norm ratio ‖g_EP‖/‖g_RBP‖ of the recurrent weight gradients (``grad_norm_ratio``): a
+direction can be right while the step is longer or shorter than gradient descent's, which
+acts as a different learning rate.
 
 Budget: one evaluation = one relaxation phase of one mini-batch on the substrate
 (the free phase, each real nudged phase); a complex phase is two evaluations (real
@@ -337,6 +340,8 @@ class EP(Learner):
             g_rec = model.pack_grad(*grads(d, both), *zero_out)
             g_ref = model.pack_grad(*grads(delta, both), *zero_out)
             info["cos_grad"] = _cos(g_rec, g_ref)
+            nref = float(np.linalg.norm(g_ref))
+            info["grad_norm_ratio"] = float(np.linalg.norm(g_rec)) / nref if nref > 0 else float("nan")
 
         if delta is not None:
             Md = model.device_recurrent_matrix(prog, sub, rng)
