@@ -108,8 +108,9 @@ def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hid
     from neurozo.learners.ep import EP
 
     per_step = EP(**{k: v for k, v in learner.items() if k != "name"}).evals_per_step
-    return dict(task=TASK_SPECS.get(task, task), model=model, substrate=substrate, learner=learner, budget=steps * per_step,
-                seed=seed, batch_size=batch, eval_every=max(per_step, steps * per_step // 30))
+    return dict(task=TASK_SPECS.get(task, task), model=model, substrate=substrate, learner=learner,
+                budget=steps * per_step, seed=seed, batch_size=batch,
+                eval_every=max(per_step, steps * per_step // 30))
 
 
 #: learner fields added after runs were stored, with the value that reproduces those runs exactly

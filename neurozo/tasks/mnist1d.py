@@ -2,10 +2,10 @@
 
 ``make_dataset(get_dataset_args())`` builds 4000 train / 1000 test sequences
 of 40 features from templates shipped in the package; we never call its
-download path. ``num_samples`` (default 5000, the paper's) asks the same
-generator for more sequences, split 80/20 as the paper's: more training data
-(less over-fitting) and a larger test set (less evaluation noise). Paper reference accuracies: logistic ≈ 32%, MLP ≈ 68%,
-CNN ≈ 94%.
+download path. Paper reference accuracies: logistic ≈ 32%, MLP ≈ 68%,
+CNN ≈ 94%. ``num_samples`` (default 5000, the paper's) asks the same generator
+for more sequences, split 80/20 like the paper's: more training data (less
+over-fitting) and a larger test set (less evaluation noise).
 """
 
 from __future__ import annotations
