@@ -35,17 +35,19 @@ import ep_homeostasis as E  # noqa: E402
 
 
 def _offline_mnist1d(path: str) -> None:
-    """Install a stand-in ``mnist1d.data`` that serves the saved seed-42 data set."""
+    """Install a stand-in ``mnist1d.data`` that serves the saved seed-42 data set (of the size it was saved)."""
     import numpy as np
 
     def make_dataset(args):
-        if args.seed != 42:
-            raise ValueError(f"mnist1d seed={args.seed}: the saved data set {path} holds seed 42 only")
         d = np.load(path)
+        n = len(d["x"]) + len(d["x_test"])
+        if args.seed != 42 or args.num_samples != n:
+            raise ValueError(f"mnist1d seed={args.seed}, num_samples={args.num_samples}: the saved data set "
+                             f"{path} holds seed 42 with num_samples={n} only")
         return {k: d[k] for k in ("x", "y", "x_test", "y_test")}
 
     data = types.ModuleType("mnist1d.data")
-    data.get_dataset_args = lambda: types.SimpleNamespace(seed=42)
+    data.get_dataset_args = lambda: types.SimpleNamespace(seed=42, num_samples=5000)
     data.make_dataset = make_dataset
     pkg = types.ModuleType("mnist1d")
     pkg.data = data
@@ -64,7 +66,7 @@ def main(argv=None):
     import multiprocessing as mp
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--save-mnist1d", metavar="PATH", help="save the seed-42 mnist1d data set and exit")
+    ap.add_argument("--save-mnist1d", metavar="PATH", help="save the seed-42 mnist1d data set (of --task's size) and exit")
     ap.add_argument("store", nargs="?")
     ap.add_argument("jobs", nargs="?", type=int)
     ap.add_argument("seeds", nargs="*", type=int)
@@ -81,7 +83,7 @@ def main(argv=None):
 
         from neurozo.tasks.mnist1d import _make
 
-        x, y, xt, yt = _make(42)
+        x, y, xt, yt = _make(42, E.TASK_SPECS.get(a.task, {}).get("num_samples", 5000))   # --task's size
         np.savez_compressed(a.save_mnist1d, x=x, y=y, x_test=xt, y_test=yt)
         return
     if not a.store or not a.jobs or not a.seeds:

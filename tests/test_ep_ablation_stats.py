@@ -85,6 +85,9 @@ def test_offline_mnist1d_copy_serves_the_same_data(tmp_path, monkeypatch):
     args.seed = 7
     with pytest.raises(ValueError, match="seed=7"):
         make_dataset(args)
+    args.seed, args.num_samples = 42, 25_000       # never serves the paper-size copy under another size
+    with pytest.raises(ValueError, match="num_samples=25000"):
+        make_dataset(args)
 
 
 def test_legacy_key_finds_runs_stored_before_the_probes_field():
