@@ -4,6 +4,9 @@ Layout: ``DIR/<key>.json``. Records are written to a temporary file in the
 same directory and ``os.replace``d, so a crash never leaves a half-written
 record and a reader never sees one. A sweep skips keys that exist, so an
 interrupted sweep resumes and a dead worker loses nothing that finished.
+The key hashes every parameter of every component, defaults filled in; a
+parameter added later is registered with ``added=`` (see ``neurozo.registry``)
+so that runs stored before it keep their keys.
 
 Record fields: key, config, status (finished | diverged | stopped | failed),
 message, history (list of rows), final (metrics and cost counters), version,
