@@ -66,7 +66,8 @@ def main(argv=None):
     import multiprocessing as mp
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--save-mnist1d", metavar="PATH", help="save the seed-42 mnist1d data set (of --task's size) and exit")
+    ap.add_argument("--save-mnist1d", metavar="PATH",
+                    help="save the seed-42 mnist1d data set (of --task's size) and exit")
     ap.add_argument("store", nargs="?")
     ap.add_argument("jobs", nargs="?", type=int)
     ap.add_argument("seeds", nargs="*", type=int)
