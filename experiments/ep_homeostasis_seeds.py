@@ -38,6 +38,8 @@ def _offline_mnist1d(path: str) -> None:
     """Install a stand-in ``mnist1d.data`` that serves the saved seed-42 data set (of the size it was saved)."""
     import numpy as np
 
+    from neurozo.tasks.mnist1d import PAPER_SAMPLES
+
     def make_dataset(args):
         d = np.load(path)
         n = len(d["x"]) + len(d["x_test"])
@@ -47,7 +49,7 @@ def _offline_mnist1d(path: str) -> None:
         return {k: d[k] for k in ("x", "y", "x_test", "y_test")}
 
     data = types.ModuleType("mnist1d.data")
-    data.get_dataset_args = lambda: types.SimpleNamespace(seed=42, num_samples=5000)
+    data.get_dataset_args = lambda: types.SimpleNamespace(seed=42, num_samples=PAPER_SAMPLES)
     data.make_dataset = make_dataset
     pkg = types.ModuleType("mnist1d")
     pkg.data = data
@@ -82,9 +84,9 @@ def main(argv=None):
     if a.save_mnist1d:
         import numpy as np
 
-        from neurozo.tasks.mnist1d import _make
+        from neurozo.tasks.mnist1d import PAPER_SAMPLES, _make
 
-        x, y, xt, yt = _make(42, E.TASK_SPECS.get(a.task, {}).get("num_samples", 5000))   # --task's size
+        x, y, xt, yt = _make(42, E.TASK_SPECS.get(a.task, {}).get("num_samples", PAPER_SAMPLES))   # --task's size
         np.savez_compressed(a.save_mnist1d, x=x, y=y, x_test=xt, y_test=yt)
         return
     if not a.store or not a.jobs or not a.seeds:
