@@ -8,7 +8,7 @@ seeds behind.
 
     python experiments/ep_homeostasis_seeds.py STORE JOBS SEED... [--variants sym homeo5s50 untied]
            [--task mnist1d] [--steps-scale 3] [--beta 0.1] [--T2 60] [--hidden 128 64]
-           [--mnist1d-npz PATH]
+           [--lr 0.01 0.04] [--mnist1d-npz PATH]
     python experiments/ep_homeostasis_seeds.py --save-mnist1d PATH     # on a machine that has mnist1d
 
 ``--mnist1d-npz`` serves the seed-42 mnist1d data set from a file saved with ``--save-mnist1d``
@@ -79,6 +79,8 @@ def main(argv=None):
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--T2", type=int, default=None)
     ap.add_argument("--hidden", nargs="+", type=int, default=None, help="hidden widths (default: one layer of 128)")
+    ap.add_argument("--lr", nargs="+", type=float, default=[None],
+                    help="learning rates (default: the variant's own); every run is done at each")
     ap.add_argument("--mnist1d-npz", default=None)
     a = ap.parse_args(argv)
     if a.save_mnist1d:
@@ -91,8 +93,8 @@ def main(argv=None):
         return
     if not a.store or not a.jobs or not a.seeds:
         ap.error("STORE, JOBS and at least one SEED are required")
-    jobs = [(a.task, v, s, a.steps_scale, a.store, a.hidden, a.beta, a.T2, None, a.mnist1d_npz)
-            for s in a.seeds for v in a.variants]
+    jobs = [(a.task, v, s, a.steps_scale, a.store, a.hidden, a.beta, a.T2, lr, a.mnist1d_npz)
+            for s in a.seeds for lr in a.lr for v in a.variants]
     with mp.get_context("spawn").Pool(a.jobs) as pool:
         for _ in pool.imap_unordered(one, jobs, chunksize=1):
             pass

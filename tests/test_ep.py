@@ -53,7 +53,7 @@ def test_same_seed_same_history():
 @pytest.mark.parametrize("learner, evals", [
     ({"estimator": "one_sided"}, 2), ({"estimator": "symmetric"}, 3), ({"estimator": "holomorphic", "N": 4}, 5),
     ({"estimator": "holomorphic", "N": 5}, 6), ({"estimator": "continuous", "periods": 2, "T2": 8}, 5),
-    ({"estimator": "rbp"}, 2),
+    ({"estimator": "rbp"}, 2), ({"estimator": "rbp", "rbp_examples": "nudged", "nonconverged": "skip"}, 6),
 ])
 def test_evaluations_per_step(learner, evals):
     model = EnergyNet(**{k: v for k, v in SMALL.items() if k != "name"})
@@ -134,7 +134,9 @@ def test_complex_estimators_need_a_holomorphic_activation():
     ({"homeostasis": -0.5}, "homeostasis"), ({"estimator": "two_sided"}, "estimator"), ({"periods": 0}, "periods"),
     ({"lr": 0.0}, "lr"), ({"momentum": 1.0}, "momentum"), ({"nonconverged": "ignore"}, "nonconverged"),
     ({"homeostasis_samples": 0}, "homeostasis_samples"), ({"homeostasis_probes": "qmc"}, "homeostasis_probes"),
-    ({"align_every": -1}, "align_every"),
+    ({"align_every": -1}, "align_every"), ({"rbp_examples": "all"}, "rbp_examples"),
+    ({"estimator": "rbp", "rbp_examples": "nudged"}, "rbp_examples"),           # needs nonconverged="skip"
+    ({"estimator": "rbp", "rbp_examples": "nudged", "nonconverged": "skip", "beta": 0.0}, "beta"),
 ])
 def test_bad_learner_parameters(kw, name):
     with pytest.raises(ValueError, match=rf"^{name}="):
@@ -145,3 +147,36 @@ def test_bad_learner_parameters(kw, name):
 
 def test_rbp_ignores_beta():
     assert EP(estimator="rbp", beta=0.0).evals_per_step == 2
+
+
+def test_rbp_on_heps_examples_drops_what_hep_drops():
+    # BP with rbp_examples="nudged" learns from exactly the examples symmetric hEP (same β, N, T2) keeps
+    model = EnergyNet(**{k: v for k, v in SMALL.items() if k != "name"})
+    th = model.init(np.random.default_rng(0))
+    kw = dict(beta=0.2, N=4, nonconverged="skip", momentum=0.0)
+
+    def one(T2, **lkw):
+        ep = EP(T2=T2, **kw, **lkw)
+        s, _, info = ep.step(ep.init(th, 0), _problem(model, B=32))
+        return s.mean, info
+
+    for T2 in (3, 5):                                  # nudged phases cut short: some examples do not settle
+        _, hep = one(T2, estimator="holomorphic")
+        _, bp = one(T2, estimator="rbp")
+        _, bp_hep = one(T2, estimator="rbp", rbp_examples="nudged")
+        assert bp_hep["skipped"] == hep["skipped"] > bp["skipped"]
+        assert bp_hep["nonconverged_nudged"] == hep["nonconverged_nudged"]
+    # when every nudged phase settles it is plain BP, update for update
+    th_bp, bp = one(200, estimator="rbp")
+    th_bp_hep, bp_hep = one(200, estimator="rbp", rbp_examples="nudged")
+    assert bp_hep["nonconverged_nudged"] == 0.0 and bp_hep["skipped"] == bp["skipped"]
+    np.testing.assert_array_equal(th_bp_hep, th_bp)
+
+
+def test_rbp_examples_keeps_the_keys_of_stored_runs():
+    cfg = dict(task="digits", model=SMALL, budget=100)
+    plain = neurozo.build(learner={"name": "ep", "estimator": "rbp", "nonconverged": "skip"}, **cfg)
+    nudged = neurozo.build(learner={"name": "ep", "estimator": "rbp", "nonconverged": "skip",
+                                    "rbp_examples": "nudged"}, **cfg)
+    assert "rbp_examples" not in plain.config["learner"] and nudged.config["learner"]["rbp_examples"] == "nudged"
+    assert plain.key != nudged.key

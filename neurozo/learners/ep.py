@@ -14,7 +14,11 @@ point u*₀ (T1 steps), then, nudged at its output by F_out += β·∂ℓ/∂r_o
     continuous   one relaxation with β_t = |β|·e^{2πit/T2} rotating, T2 steps a period,
                  ``periods`` periods; d = Re Σ_t (φ(u_t) − φ(u*₀))/β_t / T2 over the last
     rbp          the exact gradient δ (recurrent backprop, below) — the BP baseline; an example
-                 whose δ iteration diverges (J not stable there) contributes nothing
+                 whose δ iteration diverges (J not stable there) contributes nothing. With
+                 ``rbp_examples="nudged"`` it also runs the holomorphic estimator's nudged phases
+                 (β, N, T2) only to drop the examples whose nudged phases do not settle — the
+                 examples hEP with ``nonconverged="skip"`` drops — so BP and hEP learn from the same
+                 examples (a like-for-like baseline; those examples carry large exact gradients)
 
 and the weights learn locally, ΔW_pre→post ∝ −d_post·r_preᵀ (r at the free fixed
 point; biases −d; the readout by its own gradient (softmax − onehot)·r_outᵀ).
@@ -33,7 +37,7 @@ Budget: one evaluation = one relaxation phase of one mini-batch on the substrate
 (the free phase, each real nudged phase); a complex phase is two evaluations (real
 and imaginary parts are two reads of every product). Per step: one_sided 2,
 symmetric 3, holomorphic N + 1, continuous 1 + 2·periods, rbp 2 (the backward
-relaxation is done digitally; its MACs are counted). Homeostasis JVPs are not
+relaxation is done digitally; its MACs are counted), rbp with ``rbp_examples="nudged"`` N + 2. Homeostasis JVPs are not
 mini-batch evaluations; their reads count MACs.
 
 Convergence and the size of β: the N-point expansion holds inside the radius of convergence
@@ -90,12 +94,18 @@ class EPParams:
     align_every: int = 1
     rbp_steps: int = 500
     nonconverged: str = "report"
+    rbp_examples: str = "converged"
 
     def __post_init__(self):
         check_choice("estimator", self.estimator, ESTIMATORS)
         check_float("beta", self.beta)
+        check_choice("rbp_examples", self.rbp_examples, ["converged", "nudged"])
         if self.estimator != "rbp" and self.beta == 0:
             fail("beta", self.beta, f"must be nonzero: the {self.estimator} estimator divides by β")
+        if self.estimator == "rbp" and self.rbp_examples == "nudged" and self.beta == 0:
+            fail("beta", self.beta, "must be nonzero with rbp_examples='nudged': a nudge of 0 tests no example")
+        if self.estimator == "rbp" and self.rbp_examples == "nudged" and self.nonconverged != "skip":
+            fail("rbp_examples", self.rbp_examples, "drops examples: needs nonconverged='skip'")
         check_int("N", self.N, 1)
         check_int("T2", self.T2, 1)
         check_int("periods", self.periods, 1)
@@ -218,7 +228,7 @@ def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: floa
     raise ValueError(f"estimator={estimator!r} is unknown; allowed: {ESTIMATORS}")  # pragma: no cover
 
 
-@registry.register("ep")
+@registry.register("ep", added={"rbp_examples": "converged"})    # runs stored before it keep their keys
 class EP(Learner):
     """Equilibrium propagation (one-sided / symmetric / holomorphic / continuous-time) with
     optional Jacobian homeostasis; needs an ``energy`` model."""
@@ -240,7 +250,7 @@ class EP(Learner):
     def evals_per_step(self) -> int:
         p = self.params
         return 1 + {"one_sided": 1, "symmetric": 2, "holomorphic": p.N, "continuous": 2 * p.periods,
-                    "rbp": 1}[p.estimator]
+                    "rbp": 1 + (p.N if p.rbp_examples == "nudged" else 0)}[p.estimator]
 
     def init(self, theta0, seed):
         theta0 = np.asarray(theta0, dtype=np.float64)
@@ -258,7 +268,8 @@ class EP(Learner):
         if not hasattr(model, "relax"):
             fail("model", getattr(model, "spec", {}).get("name", type(model).__name__),
                  "the ep learner needs an energy model ({'name': 'energy', ...})")
-        if p.estimator == "continuous" or (p.estimator == "holomorphic" and p.N > 2):
+        nudged_rbp = p.estimator == "rbp" and p.rbp_examples == "nudged"
+        if p.estimator == "continuous" or ((p.estimator == "holomorphic" or nudged_rbp) and p.N > 2):
             if model.activation not in ep_k.HOLOMORPHIC:
                 fail("model.activation", model.activation, f"the {p.estimator} estimator relaxes complex states: "
                      f"must be one of {list(ep_k.HOLOMORPHIC)}")
@@ -302,6 +313,13 @@ class EP(Learner):
             sub.costs.add(macs=int(rbp_iters * len(y) * 2 * sum(np.prod(model.views[f"W{k}"][1])
                                                                   for k in range(1, model.L))))
             conv = conv & rbp_ok
+            if nudged_rbp:      # hEP's nudged phases, only to find the examples hEP drops
+                _, used, res = ep_error(model, prog, x, y, free, sub, rng, "holomorphic", p.beta, p.N, p.T2)
+                problem.count(used)
+                info["residual_nudged"] = float(res.max())
+                ok = res <= model.tol
+                info["nonconverged_nudged"] = float(1.0 - ok.mean())
+                conv = conv & ok
         else:
             d, used, res = ep_error(model, prog, x, y, free, sub, rng, p.estimator, p.beta, p.N, p.T2, p.periods)
             problem.count(used)
