@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -41,7 +42,9 @@ def main(argv=None):
 
     cfg = E.run_config(a.task, "sym", a.seed, a.steps_scale, beta=a.beta)
     t0 = time.time()
-    res = neurozo.run(**cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # non-convergence is counted below
+        res = neurozo.run(**cfg)
     print(f"trained symmetric hEP: {res.final['step']} steps, test acc {res.final['test_acc']:.3f}, "
           f"{time.time() - t0:.0f} s")
     b = neurozo.build(**cfg)
