@@ -102,3 +102,16 @@ def test_legacy_key_finds_runs_stored_before_the_probes_field():
     assert E.legacy_key(sym) == config_key(old, neurozo.__version__) != config_key(sym, neurozo.__version__)
     assert E.legacy_key(orth) == config_key(orth, neurozo.__version__)
     assert orth["learner"]["homeostasis_samples"] == 128 + 10     # "N": one probe per state variable
+
+
+def test_bp_on_heps_examples_takes_the_nudge_plain_bp_ignores():
+    # plain BP has no nudge (its runs are shared across --beta/--T2); BP on hEP's examples runs hEP's
+    # nudged phases, so it takes them, and every variant gets the same number of training steps
+    bp = E.run_config("mnist1d", "bp", 0, 1.0, beta=0.1, T2=30)
+    bp_hep = E.run_config("mnist1d", "bp_hep", 0, 1.0, beta=0.1, T2=30)
+    sym = E.run_config("mnist1d", "sym", 0, 1.0, beta=0.1, T2=30)
+    assert (bp["learner"]["beta"], bp["learner"]["T2"]) == (E.HEP["beta"], E.HEP["T2"])
+    assert (bp_hep["learner"]["beta"], bp_hep["learner"]["T2"]) == (0.1, 30) == (sym["learner"]["beta"],
+                                                                              sym["learner"]["T2"])
+    steps = E.TASKS["mnist1d"][1]
+    assert (bp["budget"], bp_hep["budget"], sym["budget"]) == (2 * steps, 6 * steps, 5 * steps)
