@@ -16,9 +16,9 @@ Variants (one layered recurrent network per task, ``energy`` model, holomorphic 
 
 Every variant gets the same number of training steps (the budget is steps × the learner's
 evaluations per step: BP 2, BP on hEP's examples 6, hEP N = 4 5). Each step logs the RBP
-alignment (cosine of the EP weight gradient with the exact one), the symmetry ratio ‖S‖/(‖S‖ + ‖A‖) of W_rec (θ's and, on
-PCM, the programmed device's), the relaxation residuals and the fraction of the batch skipped
-because a relaxation did not converge.
+alignment (cosine of the EP weight gradient with the exact one), the symmetry ratio
+‖S‖/(‖S‖ + ‖A‖) of W_rec (θ's and, on PCM, the programmed device's), the relaxation residuals
+and the fraction of the batch skipped because a relaxation did not converge.
 
 Writes docs/ep_homeostasis.md (table), docs/ep_homeostasis_runs.csv (one row per run),
 docs/ep_homeostasis_history.csv.gz (every logged row) and docs/ep_homeostasis_alignment.png /
