@@ -56,22 +56,19 @@ def main(argv=None):
     theta = res.theta
     prog = model.program(theta[None], sub, rng)
     free = model.relax(prog, x, sub, rng)
-    z = model.logits(prog, free.r[-1], sub, rng)[0]
-    e = np.exp(z - z.max(-1, keepdims=True))
-    e /= e.sum(-1, keepdims=True)
-    e[np.arange(len(y)), y] -= 1.0
+    e = model.output_error(prog, free.r[-1], y, sub, rng)[1][0]     # softmax − onehot
+    g_r = e @ model.view(theta, "Wout")                             # ∂ℓ/∂r_last with θ's readout, as the learner
     u0, r0 = [u[0] for u in free.u], [r[0] for r in free.r]
     d, _, res_n = ep_error(model, prog, x, y, free, sub, rng, lp.estimator, lp.beta, lp.N, lp.T2)
     skip = (res_n > model.tol) | ~free.converged[0]
     print(f"{len(y)} training examples: hEP skips {skip.mean():.3f} "
           f"(free phase not converged {1 - free.converged[0].mean():.3f})")
-    for K in (40, 60, 100, 200, 500):
-        _, ch, _ = recurrent_backprop(model, theta, u0, e @ model.view(theta, "Wout"), steps=K)
+    for K in (40, 60, 100, 200, lp.rbp_steps):       # the last is the learner's own: its δ is used below
+        delta, ch, _ = recurrent_backprop(model, theta, u0, g_r, steps=K)
         off = ch > RBP_ACCEPT
         print(f"  δ iteration capped at {K:3d} steps: not converged {off.mean():.3f}, "
               f"same verdict as hEP's skip for {np.mean(off == skip):.3f}")
-    delta, ch, _ = recurrent_backprop(model, theta, u0, e @ model.view(theta, "Wout"), steps=lp.rbp_steps)
-    ok = ch <= RBP_ACCEPT
+    ok = ~off
     pre = [x.astype(np.float64)] + r0[:-1]
 
     def norms(err):      # ‖Σ_k err_k r_{k−1}ᵀ‖_F per example (outer products: product of norms)
