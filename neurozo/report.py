@@ -185,6 +185,20 @@ def _ci(v) -> float:
     return float(mean_ci(v[:, None])[1][0])
 
 
+def _trains_on_substrate(runs: pd.DataFrame) -> pd.Series:
+    """Per run: does its learner train on the substrate (False for bptt, which trains in float)?"""
+    from . import learners as _learners
+
+    def on(name) -> bool:
+        try:
+            return bool(getattr(_learners.registry.factory(str(name)), "trains_on_substrate", True))
+        except ValueError:
+            return True
+
+    names = runs["learner.name"] if "learner.name" in runs else pd.Series("", index=runs.index)
+    return names.map(on).astype(bool)
+
+
 def _mean(v) -> float:
     v = np.asarray(v, dtype=float)
     v = v[np.isfinite(v)]
@@ -336,7 +350,10 @@ def report(directory, out=None, x: Optional[str] = None, target: Optional[float]
         for col, name, scale in [("final.evaluations", "evaluations", 1), ("final.energy_pj", "energy_uj", 1e-6),
                                  ("final.wall_time", "wall_s", 1)]:
             if col in g:
-                row[name] = _mean(pd.to_numeric(g[col], errors="coerce")) * scale
+                v = pd.to_numeric(g[col], errors="coerce")
+                if name == "energy_uj":      # off-substrate training (bptt) has no modelled energy: NaN, not 0
+                    v = v.where(_trains_on_substrate(g))
+                row[name] = _mean(v) * scale
         if not ttt.empty:
             gname = str(gkey[0]) + (f" | {xname}={float(gkey[1]):g}" if x else "")
             t = ttt[ttt["_g"] == gname]["evaluations"].to_numpy(dtype=float)

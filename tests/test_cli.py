@@ -32,6 +32,17 @@ def test_run_writes_record(tmp_path, capsys):
     assert data["config"]["learner"]["popsize"] == 4
 
 
+def test_run_prints_energy_only_for_learners_on_the_substrate(tmp_path, capsys):
+    assert main(["run", "--task", "digits", "--learner", "bptt", "--budget", "20", "--out", str(tmp_path / "b"),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "energy not modelled (trains off the substrate)" in out and "µJ" not in out
+    assert main(["run", "--task", "digits", "--learner", "spsa", "--budget", "20", "--out", str(tmp_path / "s"),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "µJ" in out and "not modelled" not in out
+
+
 def test_run_from_toml_with_flag_override(tmp_path, capsys):
     f = tmp_path / "run.toml"
     f.write_text('budget = 40\nseed = 3\n[task]\nname = "sphere"\ndim = 2\n[learner]\nname = "openes"\npopsize = 4\n')
@@ -71,6 +82,12 @@ def test_compare_writes_table_markdown_and_plot(tmp_path, capsys):
     assert {"task", "substrate", "learner", "final_acc", "evaluations", "energy_uj"} <= set(table.columns)
     assert len(table) >= 1 and (table["evaluations"] <= 640).all()
     assert (out / "table.md").read_text().startswith("| task |")
+    # bptt trains off the substrate: its training energy is not modelled (NaN, shown "–"), never 0
+    off = table[table["learner"] == "bptt"]
+    assert len(off) >= 1 and off["energy_uj"].isna().all() and not off["trains_on_substrate"].any()
+    on = table[table["trains_on_substrate"] & (table["evaluations"] > 0)]
+    assert len(on) >= 1 and (on["energy_uj"] > 0).all()
+    assert "bptt trains off the substrate" in (out / "table.md").read_text()
     assert (out / "learning_curves.png").stat().st_size > 1000
     # resuming skips finished runs
     assert main(["compare", "--budget", "640", "--out", str(out), "--no-progress"]) == 0

@@ -284,3 +284,18 @@ def test_bench_doc_created_with_markers(tmp_path):
     doc.write_text("# mine\n")  # no markers: appended, own text kept
     assert bench(directory=d, doc=doc, verbose=False) == 0
     assert doc.read_text().startswith("# mine\n") and BEGIN in doc.read_text()
+
+
+def test_off_substrate_learner_has_no_energy_in_the_summary(tmp_path):
+    """bptt trains in float off the substrate: its (zero) recorded training energy is not a cost."""
+    store = ResultStore(tmp_path / "runs")
+    for i, (learner, e) in enumerate([("bptt", 0.0), ("bptt", 0.0), ("spsa", 3e6), ("spsa", 5e6)]):
+        hist = [{"step": 1, "evaluations": 10, "test_acc": 0.5 + i / 10, "energy_pj": e}]
+        cfg = {"task": {"name": "digits"}, "substrate": {"name": "ideal"}, "learner": {"name": learner},
+               "seed": i, "budget": 10}
+        store.write({"key": f"{i:016x}", "config": cfg, "status": "finished", "message": "",
+                     "history": hist, "final": dict(hist[-1]), "version": "0.1.0", "backend": "cpu"})
+    report(tmp_path, formats=["csv"])
+    s = pd.read_csv(tmp_path / "report" / "summary.csv").set_index("label")
+    assert np.isnan(s.loc["bptt", "energy_uj"])
+    assert s.loc["spsa", "energy_uj"] == pytest.approx(4.0)

@@ -90,6 +90,9 @@ class Learner:
     Params: type = None
     #: "gradient-free" for every learner but the surrogate-gradient ceiling ("baseline")
     category = "gradient-free"
+    #: False for a learner whose training steps run off the substrate (bptt: float autograd), so the
+    #: substrate's cost model sees none of its training and tables show its training energy as "–"
+    trains_on_substrate = True
 
     def __init__(self, **kw):
         fields = {f.name for f in dataclasses.fields(self.Params)}

@@ -202,6 +202,7 @@ class BPTT(Learner):
 
     Params = BPTTParams
     category = "baseline"
+    trains_on_substrate = False   # autograd in float: the device's cost model sees no training step
     function_tasks = False
 
     def __init__(self, **kw):
