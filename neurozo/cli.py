@@ -134,11 +134,10 @@ def cmd_run(args) -> int:
 
     cfg = run_config(args)
     res = run(**cfg, progress=False if args.no_progress else None, store=args.out)
-    from .learners import registry as learners
+    from .learners import trains_on_substrate
 
     f = res.final
-    on_device = getattr(learners.factory(res.config["learner"]["name"]), "trains_on_substrate", True)
-    energy = (f"energy {f.get('energy_pj', 0) / 1e6:.3g} µJ" if on_device
+    energy = (f"energy {f.get('energy_pj', 0) / 1e6:.3g} µJ" if trains_on_substrate(res.config["learner"]["name"])
               else "energy not modelled (trains off the substrate)")
     print(f"status {res.status}{(' (' + res.message + ')') if res.message else ''}; "
           f"evaluations {f['evaluations']}; test acc {f.get('test_acc', float('nan')):.4f}; "

@@ -189,11 +189,10 @@ def summarize(store: ResultStore) -> pd.DataFrame:
         best = np.array([max((h.get("test_acc") or np.nan) for h in r["history"]) if r["history"] else np.nan
                          for r in recs], float)
         try:
-            cls = _learners.registry.factory(learner_name)
-            category = getattr(cls, "category", "")
-            on_device = getattr(cls, "trains_on_substrate", True)
+            category = getattr(_learners.registry.factory(learner_name), "category", "")
         except ValueError:
-            category, on_device = "", True
+            category = ""
+        on_device = _learners.trains_on_substrate(learner_name)
         statuses = pd.Series([r["status"] for r in recs]).value_counts().to_dict()
         fin = [r["final"] for r in recs if r["final"]]
         rows.append({

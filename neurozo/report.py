@@ -187,16 +187,10 @@ def _ci(v) -> float:
 
 def _trains_on_substrate(runs: pd.DataFrame) -> pd.Series:
     """Per run: does its learner train on the substrate (False for bptt, which trains in float)?"""
-    from . import learners as _learners
-
-    def on(name) -> bool:
-        try:
-            return bool(getattr(_learners.registry.factory(str(name)), "trains_on_substrate", True))
-        except ValueError:
-            return True
+    from .learners import trains_on_substrate
 
     names = runs["learner.name"] if "learner.name" in runs else pd.Series("", index=runs.index)
-    return names.map(on).astype(bool)
+    return names.map(trains_on_substrate).astype(bool)
 
 
 def _mean(v) -> float:

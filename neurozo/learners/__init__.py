@@ -19,4 +19,13 @@ def names():
     return registry.names()
 
 
-__all__ = ["Learner", "Problem", "centered_ranks", "step_rng", "registry", "get", "names"]
+def trains_on_substrate(name) -> bool:
+    """Does learner ``name`` train on the substrate, so that the cost model sees its training?
+    False for ``bptt`` (float autograd off the device); True for unknown names."""
+    try:
+        return bool(getattr(registry.factory(str(name)), "trains_on_substrate", True))
+    except ValueError:
+        return True
+
+
+__all__ = ["Learner", "Problem", "centered_ranks", "step_rng", "registry", "get", "names", "trains_on_substrate"]
