@@ -149,6 +149,8 @@ def fmt(m, s, n):
 
 
 def write_doc(df, recs, args, skipped, elapsed, planned=None):
+    from neurozo.learners import trains_on_substrate
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,7 +191,7 @@ def write_doc(df, recs, args, skipped, elapsed, planned=None):
                 st = ",".join(f"{k} {v}" for k, v in g.status.value_counts().items())
                 name = lb + (" (baseline)" if lb == "bptt" else "")
                 # bptt trains off the substrate (float autograd): no modelled training energy or writes
-                cost = ("– | –" if lb == "bptt" else
+                cost = ("– | –" if not trains_on_substrate(LEARNERS[lb]["name"]) else
                         f"{g.energy_pj.mean() / 1e6:.3g} | {g.writes.mean():.3g}")
                 lines.append(f"| {sub} | {name} | {len(g)} | {fmt(g.final.mean(), g.final.std(), len(g))} | "
                              f"{fmt(g.best.mean(), g.best.std(), len(g))} | {g.evaluations.mean():.0f} | "

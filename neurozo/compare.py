@@ -197,7 +197,7 @@ def summarize(store: ResultStore) -> pd.DataFrame:
         fin = [r["final"] for r in recs if r["final"]]
         rows.append({
             "task": task, "substrate": sub, "learner": learner, "category": category,
-            "trains_on_substrate": bool(on_device), "seeds": len(recs),
+            "trains_on_substrate": on_device, "seeds": len(recs),
             "final_acc": np.nanmean(final) if np.isfinite(final).any() else np.nan, "final_acc_ci95": _ci(final),
             "best_acc": np.nanmean(best) if np.isfinite(best).any() else np.nan,
             "evaluations": np.mean([f.get("evaluations", np.nan) for f in fin]) if fin else np.nan,
