@@ -10,6 +10,8 @@ Variants (one layered recurrent network per task, ``energy`` model, holomorphic 
     symmetric hEP      tied weights (B_k = W_{k+1}ᵀ)
     untied hEP 90°     separate feedback, initialised at α = 90° (independent)
     untied + homeo     the same with Jacobian homeostasis (weight λ)
+    … recurrent lr ×2  untied variants whose recurrent blocks learn at twice the rate, so that the
+                       symmetric part moves as the tied network's weights do (``recurrent_lr_scale``)
     pcm tied hEP       tied θ, but forward and feedback are separate PCM conductances: programming
                        noise makes them asymmetric (the experiment no anchor has); every read noisy
     pcm untied hEP 90° untied α = 90° on PCM, without and with homeostasis (J·ε read on the device)
@@ -86,6 +88,14 @@ VARIANTS = {
     # N orthogonal probes (N = state size): the exact ∇2‖A‖² = 4A, none of the Gaussian probes' noise
     "homeo5orth": ("untied hEP 90° + homeostasis λ=5, N orthogonal draws", "ideal", {"tied": False, "alpha": 90.0},
                    {"homeostasis": 5 * LAMBDA, "homeostasis_samples": "N", "homeostasis_probes": "orthogonal"}),
+    # the recurrent blocks at twice the rate: an untied net's symmetric part (W + Bᵀ)/2 then moves as the
+    # tied net's shared weights do (tied W gets the sum of its forward and feedback updates; ep.py docstring)
+    "untied_rec2": ("untied hEP 90°, recurrent lr ×2", "ideal", {"tied": False, "alpha": 90.0},
+                    {"recurrent_lr_scale": 2.0}),
+    "homeo5orth_rec2": ("untied hEP 90° + homeostasis λ=5, N orthogonal draws, recurrent lr ×2", "ideal",
+                        {"tied": False, "alpha": 90.0},
+                        {"homeostasis": 5 * LAMBDA, "homeostasis_samples": "N", "homeostasis_probes": "orthogonal",
+                         "recurrent_lr_scale": 2.0}),
     "pcm_sym": ("pcm: tied hEP", "pcm", {"tied": True, "tol": PCM_TOL}, {}),
     "pcm_untied": ("pcm: untied hEP 90°", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {}),
     "pcm_homeo": ("pcm: untied hEP 90° + homeostasis", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL},

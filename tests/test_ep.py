@@ -137,6 +137,7 @@ def test_complex_estimators_need_a_holomorphic_activation():
     ({"align_every": -1}, "align_every"), ({"rbp_examples": "all"}, "rbp_examples"),
     ({"estimator": "rbp", "rbp_examples": "nudged"}, "rbp_examples"),           # needs nonconverged="skip"
     ({"estimator": "rbp", "rbp_examples": "nudged", "nonconverged": "skip", "beta": 0.0}, "beta"),
+    ({"recurrent_lr_scale": 0.0}, "recurrent_lr_scale"), ({"recurrent_lr_scale": float("inf")}, "recurrent_lr_scale"),
 ])
 def test_bad_learner_parameters(kw, name):
     with pytest.raises(ValueError, match=rf"^{name}="):
@@ -180,3 +181,70 @@ def test_rbp_examples_keeps_the_keys_of_stored_runs():
                                     "rbp_examples": "nudged"}, **cfg)
     assert "rbp_examples" not in plain.config["learner"] and nudged.config["learner"]["rbp_examples"] == "nudged"
     assert plain.key != nudged.key
+
+
+def _untied_copy(tied, th):
+    """The untied twin of a tied network: same θ, B_k = W_{k+1}ᵀ."""
+    spec = {k: v for k, v in SMALL.items() if k != "name"}
+    untied = EnergyNet(**spec, tied=False)
+    thu = np.zeros(untied.n_params)
+    for name in tied.views:
+        untied.view(thu, name)[...] = tied.view(th, name)
+    for k in range(untied.L - 1):
+        untied.view(thu, f"B{k}")[...] = tied.view(th, f"W{k + 1}").T
+    return untied, thu
+
+
+def test_recurrent_lr_scale_2_moves_an_untied_nets_symmetric_part_as_the_tied_net_moves():
+    tied = EnergyNet(**{k: v for k, v in SMALL.items() if k != "name"})
+    th = tied.init(np.random.default_rng(1))
+    untied, thu = _untied_copy(tied, th)
+    kw = dict(estimator="symmetric", beta=0.1, T2=200, momentum=0.0, lr=0.05)
+    # tolerances: rounding only (two relaxation code paths; Δθ read back as θ' − θ)
+
+    def delta(model, theta, **lkw):
+        ep = EP(**kw, **lkw)
+        s, _, _ = ep.step(ep.init(theta, 0), _problem(model, B=32))
+        return s.mean - theta
+
+    dt = delta(tied, th)
+    for scale, share in ((2.0, 1.0), (1.0, 0.5)):
+        du = delta(untied, thu, recurrent_lr_scale=scale)
+        for k in range(1, tied.L):       # S = (W_k + B_{k-1}ᵀ)/2 moves by share × the tied update
+            S = (untied.view(du, f"W{k}") + untied.view(du, f"B{k - 1}").T) / 2
+            np.testing.assert_allclose(S, share * tied.view(dt, f"W{k}"), rtol=1e-6, atol=1e-10)
+            assert np.abs(tied.view(dt, f"W{k}")).max() > 1e-4
+        for name in ("W0", "b0", "b1", "b2", "Wout", "bout"):    # the rest is not scaled
+            np.testing.assert_allclose(untied.view(du, name), tied.view(dt, name), rtol=1e-6, atol=1e-10)
+    # tied: the shared matrices are scaled too
+    dt2 = delta(tied, th, recurrent_lr_scale=2.0)
+    np.testing.assert_allclose(tied.view(dt2, "W1"), 2 * tied.view(dt, "W1"), rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(tied.view(dt2, "W0"), tied.view(dt, "W0"))
+
+
+def test_recurrent_lr_scale_leaves_the_homeostasis_term_alone():
+    tied = EnergyNet(**{k: v for k, v in SMALL.items() if k != "name"})
+    untied = EnergyNet(**{k: v for k, v in SMALL.items() if k != "name"}, tied=False, alpha=90.0)
+    th = untied.init(np.random.default_rng(2))
+    kw = dict(estimator="symmetric", beta=0.1, T2=200, momentum=0.0, lr=0.05)
+
+    def delta(**lkw):
+        ep = EP(**kw, **lkw)
+        s, _, _ = ep.step(ep.init(th, 0), _problem(untied, B=32))
+        return s.mean - th
+
+    ep_only, ep_homeo = delta(), delta(homeostasis=5.0)
+    scaled = delta(homeostasis=5.0, recurrent_lr_scale=2.0)
+    mask = untied.recurrent_mask(2.0) == 2.0
+    assert mask.sum() == 2 * 16 * 24 + 2 * 10 * 16 and tied.recurrent_mask(2.0).sum() > 0
+    # recurrent blocks: 2·(EP) + homeostasis = (EP + homeostasis) + EP; elsewhere unchanged
+    np.testing.assert_allclose(scaled[mask], (ep_homeo + ep_only)[mask], rtol=1e-9, atol=1e-14)
+    np.testing.assert_array_equal(scaled[~mask], ep_homeo[~mask])
+    assert np.abs((ep_homeo - ep_only)[mask]).max() > 1e-6      # homeostasis did act
+
+
+def test_recurrent_lr_scale_keeps_the_keys_of_stored_runs():
+    cfg = dict(task="digits", model=SMALL, budget=100)
+    plain = neurozo.build(learner={"name": "ep"}, **cfg)
+    scaled = neurozo.build(learner={"name": "ep", "recurrent_lr_scale": 2.0}, **cfg)
+    assert "recurrent_lr_scale" not in plain.config["learner"] and plain.key != scaled.key

@@ -25,6 +25,15 @@ point; biases −d; the readout by its own gradient (softmax − onehot)·r_out�
 With symmetric weights d = δ as β → 0; untied weights bias d, which Jacobian
 homeostasis (``ep_homeostasis``, weight λ = ``homeostasis``) reduces.
 
+Learning rate of the recurrent blocks (``recurrent_lr_scale``, default 1). With tied weights
+the shared matrix W_{k+1} (= B_kᵀ) gets the sum of its forward and feedback updates,
+−(d_{k+1}·r_kᵀ + r_{k+1}·d_kᵀ); an untied network updates W_{k+1} and B_k separately, so the
+symmetric part S = (W_{k+1} + B_kᵀ)/2 — all there is once homeostasis has removed the
+antisymmetric part — moves by half the tied update at the same lr. ``recurrent_lr_scale`` = 2
+on an untied network moves S exactly as the tied network moves its weights (the EP gradient of
+W_{k+1}, B_k, k < L − 1, is scaled; input weights, biases, readout and the homeostasis term
+are not).
+
 Reference (measured, not used to learn unless estimator="rbp"): recurrent backprop
 δ = −J⁻ᵀ·∂ℓ/∂u, J = ∂F/∂u = W_rec·diag(φ'(u*)) − I, by iterating
 δ ← δ + Jᵀδ + ∂ℓ/∂u with θ's weights at the free fixed point. Every step logs
@@ -95,6 +104,7 @@ class EPParams:
     rbp_steps: int = 500
     nonconverged: str = "report"
     rbp_examples: str = "converged"
+    recurrent_lr_scale: float = 1.0
 
     def __post_init__(self):
         check_choice("estimator", self.estimator, ESTIMATORS)
@@ -117,6 +127,7 @@ class EPParams:
         check_int("align_every", self.align_every, 0)
         check_int("rbp_steps", self.rbp_steps, 1)
         check_choice("nonconverged", self.nonconverged, ["report", "skip", "raise"])
+        check_float("recurrent_lr_scale", self.recurrent_lr_scale, 0, lo_open=True)
         Optimizer(self.optimizer, self.lr, momentum=self.momentum)  # validates optimizer, lr, momentum
 
 
@@ -228,7 +239,8 @@ def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: floa
     raise ValueError(f"estimator={estimator!r} is unknown; allowed: {ESTIMATORS}")  # pragma: no cover
 
 
-@registry.register("ep", added={"rbp_examples": "converged"})    # runs stored before it keep their keys
+# runs stored before these parameters existed keep their keys
+@registry.register("ep", added={"rbp_examples": "converged", "recurrent_lr_scale": 1.0})
 class EP(Learner):
     """Equilibrium propagation (one-sided / symmetric / holomorphic / continuous-time) with
     optional Jacobian homeostasis; needs an ``energy`` model."""
@@ -348,6 +360,8 @@ class EP(Learner):
         g_bout = (e * w).sum(0)
         zero_out = np.zeros_like(g_out), np.zeros_like(g_bout)
         g = model.pack_grad(g_fwd, g_b, g_fbk, g_out, g_bout)
+        if p.recurrent_lr_scale != 1.0:
+            g = g * model.recurrent_mask(p.recurrent_lr_scale)
 
         if delta is not None and p.estimator != "rbp":
             both = keep & rbp_ok      # alignment over the examples whose d and δ are both used/defined

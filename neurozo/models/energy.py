@@ -216,6 +216,16 @@ class EnergyNet(Model):
         self.view(g, "bout")[...] = g_bout
         return g
 
+    def recurrent_mask(self, scale: float) -> np.ndarray:
+        """θ-shaped factor: ``scale`` on the recurrent blocks (W_k for k ≥ 1 — the weights that
+        also carry feedback — and B_k), 1 on input weights, biases and the readout."""
+        m = np.ones(self.n_params)
+        for k in range(1, self.L):
+            self.view(m, f"W{k}")[...] = scale
+            if not self.tied:
+                self.view(m, f"B{k - 1}")[...] = scale
+        return m
+
     def thetas_of(self, population) -> np.ndarray:
         """(P, D) parameter vectors of a population (low-rank factors are materialised)."""
         pop = as_population(population)
