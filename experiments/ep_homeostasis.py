@@ -103,6 +103,14 @@ VARIANTS = {
 }
 
 
+#: the untied baseline of each homeostasis variant's recovery (default "untied"): same learning rule but λ = 0
+UNTIED_BASE = {"homeo5orth_rec2": "untied_rec2"}
+
+
+def untied_base(variant: str) -> str:
+    return UNTIED_BASE.get(variant, "untied")
+
+
 def run_config(task: str, variant: str, seed: int, steps_scale: float = 1.0, hidden=None,
                beta: float | None = None, T2: int | None = None, lr: float | None = None) -> dict:
     sizes, steps, batch = TASKS[task]
@@ -224,8 +232,13 @@ def gap_recovery(summary: pd.DataFrame, sym="sym", untied="untied", col="final_a
         if {sym, untied} <= set(a.index):
             gap = a[sym] - a[untied]
             d["gap"] = gap
-            for h in [v for v in a.index if v.startswith("homeo")]:
-                d[h] = (a[h] - a[untied]) / gap if gap > 0 else np.nan
+        for h in [v for v in a.index if v.startswith("homeo")]:
+            base = untied if untied_base(h) == "untied" else untied_base(h)
+            if {sym, base} <= set(a.index):
+                g = a[sym] - a[base]
+                d[h] = (a[h] - a[base]) / g if g > 0 else np.nan
+                if base != untied:
+                    d[f"gap_{base}"] = g
         out[task] = d
     return out
 
@@ -329,18 +342,23 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
             parts.append(f"BP − symmetric hEP = {100 * d['bp_minus_sym']:+.1f} pp (goal: within 1 pp)")
         if "bp_hep_minus_sym" in d:
             parts.append(f"BP on hEP's examples − symmetric hEP = {100 * d['bp_hep_minus_sym']:+.1f} pp")
+        for key, val in d.items():
+            if key.startswith("gap_"):
+                parts.append(f"symmetric − {VARIANTS[key[4:]][0]} gap {100 * val:.1f} pp")
         if "gap" in d:
             if d["gap"] > 0:
-                parts.append(f"symmetric − untied gap {100 * d['gap']:.1f} pp, recovered by homeostasis: " + ", ".join(
-                    f"{VARIANTS[h][0].split('+ ')[-1]} {100 * v:.0f}%" for h, v in d.items()
-                    if h.startswith("homeo")) + " (goal ≥ 80%)")
+                parts.append(f"symmetric − untied gap {100 * d['gap']:.1f} pp, recovered by homeostasis "
+                             f"(each from its own untied baseline): " + ", ".join(
+                                 f"{VARIANTS[h][0].split('+ ')[-1]} {100 * v:.0f}%" for h, v in d.items()
+                                 if h.startswith("homeo")) + " (goal ≥ 80%)")
             else:
                 parts.append(f"untied hEP is not worse than symmetric ({100 * -d['gap']:+.1f} pp): no gap to recover")
         lines.append(f"- {task}: " + "; ".join(parts) + ".")
     for task, hs in (boots or {}).items():
         for h, b in hs.items():
             if b.get("n", 0) >= 2 and np.isfinite(b.get("R", np.nan)):
-                lines.append(f"- {task}, {VARIANTS[h][0].split('+ ')[-1]}: recovery {100 * b['R']:.0f}% "
+                base = "" if untied_base(h) == "untied" else f" (from {VARIANTS[untied_base(h)][0]})"
+                lines.append(f"- {task}, {VARIANTS[h][0].split('+ ')[-1]}: recovery{base} {100 * b['R']:.0f}% "
                              f"(95% paired bootstrap over {b['n']} seeds: {100 * b['R_lo']:.0f} … "
                              f"{100 * b['R_hi']:.0f}%; P(R ≥ 80%) = {b['p_goal']:.2f}); gap {100 * b['gap']:.1f} pp "
                              f"({100 * b['gap_lo']:.1f} … {100 * b['gap_hi']:.1f}).")
@@ -349,11 +367,33 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
     return "\n".join(lines)
 
 
+def prior_runs(paths, jobs) -> dict:
+    """{(task, variant, seed): history rows} of the ``jobs`` found in history files written before.
+    A run is taken only if its logged evaluations reach the job's budget (the same configuration's
+    length); a shorter or longer one is an error, not silently mixed in."""
+    if not paths:
+        return {}
+    old = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    out = {}
+    for j in jobs:
+        task, variant, seed, scale, _store, hidden, beta, T2, lr = j
+        g = old[(old["task"] == task) & (old["variant"] == variant) & (old["seed"] == seed)]
+        if g.empty:
+            continue
+        budget = run_config(task, variant, seed, scale, hidden, beta, T2, lr)["budget"]
+        if int(g["evaluations"].max()) != budget:
+            raise ValueError(f"history: {task} {variant} seed {seed} ran {int(g['evaluations'].max())} evaluations; "
+                             f"this configuration runs {budget} (other --steps-scale/--beta/--T2?)")
+        out[(task, variant, seed)] = g.reset_index(drop=True)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=["digits", "mnist1d"], choices=list(TASKS))
     ap.add_argument("--variants", nargs="+",
-                    default=[v for v in VARIANTS if v not in ("pcm_homeo", "homeo5s50", "homeo5orth", "bp_hep")],
+                    default=[v for v in VARIANTS if v not in ("pcm_homeo", "homeo5s50", "homeo5orth", "bp_hep",
+                                                             "untied_rec2", "homeo5orth_rec2")],
                     choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every task's training steps")
@@ -369,6 +409,9 @@ def main(argv=None):
     ap.add_argument("--store", default=os.path.join(ROOT, "results", "ep_homeostasis"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "ep_homeostasis"),
                     help="prefix of the written tables/plots")
+    ap.add_argument("--history", nargs="+", default=[],
+                    help="history files this script wrote before (…_history.csv.gz): runs found there (same task, "
+                         "variant, seed and number of evaluations) are read from them instead of the store")
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 5%% of the steps, digits only (smoke test; writes under results/)")
     a = ap.parse_args(argv)
@@ -378,14 +421,16 @@ def main(argv=None):
     jobs = [(t, v, s, a.steps_scale, a.store, a.hidden, a.beta, a.T2, a.lr) for t in a.tasks for v in a.variants
             for s in a.seeds]
     t0 = time.time()
-    if a.jobs > 1:
+    prior = prior_runs(a.history, jobs)
+    jobs = [j for j in jobs if tuple(j[:3]) not in prior]
+    if a.jobs > 1 and jobs:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(a.jobs) as pool:
             hs = pool.map(_one, jobs, chunksize=1)
     else:
         hs = [_one(j) for j in jobs]
-    hist = pd.concat(hs, ignore_index=True)
+    hist = pd.concat(list(prior.values()) + hs, ignore_index=True)
     summary = summarise(hist)
     rec = gap_recovery(summary)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
@@ -395,10 +440,11 @@ def main(argv=None):
     cmd = "python experiments/ep_homeostasis.py " + " ".join(argv if argv is not None else sys.argv[1:])
     boots = {}
     for task in a.tasks:
-        if {"sym", "untied"} <= set(a.variants):
-            fin = {k: per_seed_final(hist, task, k) for k in ("sym", "untied")}
-            boots[task] = {h: recovery_bootstrap(dict(fin, homeo=per_seed_final(hist, task, h)))
-                           for h in a.variants if h.startswith("homeo")}
+        if "sym" in a.variants:
+            boots[task] = {h: recovery_bootstrap({"sym": per_seed_final(hist, task, "sym"),
+                                                  "untied": per_seed_final(hist, task, untied_base(h)),
+                                                  "homeo": per_seed_final(hist, task, h)})
+                           for h in a.variants if h.startswith("homeo") and untied_base(h) in a.variants}
     md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots)
     with open(a.out + "_table.md", "w") as f:
         f.write(md + "\n")

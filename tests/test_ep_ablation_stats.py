@@ -115,3 +115,34 @@ def test_bp_on_heps_examples_takes_the_nudge_plain_bp_ignores():
                                                                               sym["learner"]["T2"])
     steps = E.TASKS["mnist1d"][1]
     assert (bp["budget"], bp_hep["budget"], sym["budget"]) == (2 * steps, 6 * steps, 5 * steps)
+
+
+def _hist(task, variant, seed, evaluations, accs):
+    n = len(accs)
+    return pd.DataFrame({"task": task, "variant": variant, "seed": seed, "step": np.arange(n),
+                         "evaluations": np.linspace(0, evaluations, n).astype(int), "test_acc": accs})
+
+
+def test_prior_runs_are_taken_only_with_the_jobs_budget(tmp_path):
+    budget = E.run_config("mnist1d", "sym", 0, 3.0, beta=0.1)["budget"]
+    old = pd.concat([_hist("mnist1d", "sym", 0, budget, [0.1, 0.5, 0.6]),
+                     _hist("mnist1d", "sym", 1, budget, [0.1, 0.4, 0.7]),
+                     _hist("mnist1d", "untied", 0, budget // 3, [0.1, 0.3])])    # another --steps-scale
+    path = tmp_path / "h.csv.gz"
+    old.to_csv(path, index=False)
+    job = lambda v, s, scale=3.0: ("mnist1d", v, s, scale, "STORE", None, 0.1, None, None)  # noqa: E731
+    got = E.prior_runs([str(path)], [job("sym", 0), job("sym", 2), job("homeo5orth", 0)])
+    assert set(got) == {("mnist1d", "sym", 0)} and list(got[("mnist1d", "sym", 0)]["test_acc"]) == [0.1, 0.5, 0.6]
+    with pytest.raises(ValueError, match="untied seed 0 ran"):
+        E.prior_runs([str(path)], [job("untied", 0)])
+    assert E.prior_runs([], [job("sym", 0)]) == {}
+
+
+def test_recovery_is_measured_from_each_variants_own_untied_baseline():
+    summary = pd.DataFrame({"task": "mnist1d", "variant": ["sym", "untied", "homeo5orth", "untied_rec2",
+                                                           "homeo5orth_rec2"],
+                            "final_acc": [0.60, 0.54, 0.57, 0.56, 0.59]})
+    d = E.gap_recovery(summary)["mnist1d"]
+    assert d["gap"] == pytest.approx(0.06) and d["homeo5orth"] == pytest.approx(0.5)
+    assert d["gap_untied_rec2"] == pytest.approx(0.04) and d["homeo5orth_rec2"] == pytest.approx(0.75)
+    assert E.untied_base("homeo5orth_rec2") == "untied_rec2" and E.untied_base("homeo5s50") == "untied"
