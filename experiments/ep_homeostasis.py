@@ -276,6 +276,18 @@ def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: floa
             "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
 
 
+def paired_difference(a: pd.Series, b: pd.Series, boot: int = 20000, seed: int = 0) -> dict:
+    """Mean of a − b over the seeds both have (Series indexed by seed), with a 95% paired bootstrap
+    interval (whole seeds resampled)."""
+    seeds = sorted(set(a.index) & set(b.index))
+    if len(seeds) < 2:
+        return {"n": len(seeds)}
+    d = a.loc[seeds].to_numpy() - b.loc[seeds].to_numpy()
+    idx = np.random.default_rng(seed).integers(0, len(seeds), size=(boot, len(seeds)))
+    lo, hi = np.percentile(d[idx].mean(1), [2.5, 97.5])
+    return {"n": len(seeds), "diff": float(d.mean()), "lo": float(lo), "hi": float(hi)}
+
+
 def plots(hist: pd.DataFrame, out_prefix: str):
     import matplotlib
 
@@ -325,7 +337,8 @@ def plots(hist: pd.DataFrame, out_prefix: str):
     plt.close(fig)
 
 
-def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: dict | None = None) -> str:
+def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: dict | None = None,
+             diffs: dict | None = None) -> str:
     lines = ["| task | variant | steps | final test acc (mean ± 95% CI over seeds) | best | cos(EP, RBP), 2nd half | "
              "symmetry θ / device (end) | skipped | energy (mJ) |", "|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
@@ -346,11 +359,14 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
             if key.startswith("gap_"):
                 parts.append(f"symmetric − {VARIANTS[key[4:]][0]} gap {100 * val:.1f} pp")
         if "gap" in d:
-            if d["gap"] > 0:
+            homeos = [(h, v) for h, v in d.items() if h.startswith("homeo")]
+            if d["gap"] > 0 and homeos:
                 parts.append(f"symmetric − untied gap {100 * d['gap']:.1f} pp, recovered by homeostasis "
                              f"(each from its own untied baseline): " + ", ".join(
-                                 f"{VARIANTS[h][0].split('+ ')[-1]} {100 * v:.0f}%" for h, v in d.items()
-                                 if h.startswith("homeo")) + " (goal ≥ 80%)")
+                                 f"{VARIANTS[h][0].split('+ ')[-1]} {100 * v:.0f}%" for h, v in homeos)
+                             + " (goal ≥ 80%)")
+            elif d["gap"] > 0:
+                parts.append(f"symmetric − untied gap {100 * d['gap']:.1f} pp")
             else:
                 parts.append(f"untied hEP is not worse than symmetric ({100 * -d['gap']:+.1f} pp): no gap to recover")
         lines.append(f"- {task}: " + "; ".join(parts) + ".")
@@ -362,6 +378,10 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
                              f"(95% paired bootstrap over {b['n']} seeds: {100 * b['R_lo']:.0f} … "
                              f"{100 * b['R_hi']:.0f}%; P(R ≥ 80%) = {b['p_goal']:.2f}); gap {100 * b['gap']:.1f} pp "
                              f"({100 * b['gap_lo']:.1f} … {100 * b['gap_hi']:.1f}).")
+    for (task, va, vb), d in (diffs or {}).items():
+        if d.get("n", 0) >= 2:
+            lines.append(f"- {task}: {VARIANTS[va][0]} − {VARIANTS[vb][0]} = {100 * d['diff']:+.2f} pp (95% paired "
+                         f"bootstrap over {d['n']} seeds: {100 * d['lo']:+.2f} … {100 * d['hi']:+.2f}).")
     lines += ["", f"Command: `{cmd}`  ", f"Machine: {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()}-CPU machine; date {datetime.date.today()}; wall time {elapsed / 60:.0f} min."]
     return "\n".join(lines)
@@ -412,6 +432,9 @@ def main(argv=None):
     ap.add_argument("--history", nargs="+", default=[],
                     help="history files this script wrote before (…_history.csv.gz): runs found there (same task, "
                          "variant, seed and number of evaluations) are read from them instead of the store")
+    ap.add_argument("--paired", nargs="+", default=[], metavar="A:B",
+                    help="variant pairs whose per-seed difference of final accuracy is reported with a paired "
+                         "bootstrap, e.g. homeo5orth_rec2:sym")
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 5%% of the steps, digits only (smoke test; writes under results/)")
     a = ap.parse_args(argv)
@@ -445,7 +468,14 @@ def main(argv=None):
                                                   "untied": per_seed_final(hist, task, untied_base(h)),
                                                   "homeo": per_seed_final(hist, task, h)})
                            for h in a.variants if h.startswith("homeo") and untied_base(h) in a.variants}
-    md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots)
+    diffs = {}
+    for pair in a.paired:
+        va, _, vb = pair.partition(":")
+        if va not in a.variants or vb not in a.variants:
+            ap.error(f"--paired {pair}: both variants must be among --variants")
+        for task in a.tasks:
+            diffs[(task, va, vb)] = paired_difference(per_seed_final(hist, task, va), per_seed_final(hist, task, vb))
+    md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots, diffs)
     with open(a.out + "_table.md", "w") as f:
         f.write(md + "\n")
     print(md)

@@ -146,3 +146,14 @@ def test_recovery_is_measured_from_each_variants_own_untied_baseline():
     assert d["gap"] == pytest.approx(0.06) and d["homeo5orth"] == pytest.approx(0.5)
     assert d["gap_untied_rec2"] == pytest.approx(0.04) and d["homeo5orth_rec2"] == pytest.approx(0.75)
     assert E.untied_base("homeo5orth_rec2") == "untied_rec2" and E.untied_base("homeo5s50") == "untied"
+
+
+def test_paired_difference_is_exact_without_spread_and_uses_common_seeds():
+    a = pd.Series([0.60, 0.55, 0.58, 0.9], index=[0, 1, 2, 7])
+    b = pd.Series([0.58, 0.53, 0.56], index=[0, 1, 2])
+    d = E.paired_difference(a, b, boot=500)
+    assert d["n"] == 3 and d["diff"] == pytest.approx(0.02)
+    assert d["lo"] == pytest.approx(0.02) and d["hi"] == pytest.approx(0.02)
+    rng = np.random.default_rng(0)
+    noisy = E.paired_difference(pd.Series(rng.normal(0.01, 0.01, 40)), pd.Series(np.zeros(40)))
+    assert noisy["lo"] < noisy["diff"] < noisy["hi"] and noisy["hi"] - noisy["lo"] < 4 * 1.96 * 0.01 / np.sqrt(40)
