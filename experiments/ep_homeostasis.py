@@ -233,7 +233,7 @@ def gap_recovery(summary: pd.DataFrame, sym="sym", untied="untied", col="final_a
             gap = a[sym] - a[untied]
             d["gap"] = gap
         for h in [v for v in a.index if v.startswith("homeo")]:
-            base = untied if untied_base(h) == "untied" else untied_base(h)
+            base = UNTIED_BASE.get(h, untied)
             if {sym, base} <= set(a.index):
                 g = a[sym] - a[base]
                 d[h] = (a[h] - a[base]) / g if g > 0 else np.nan
@@ -248,6 +248,16 @@ def per_seed_final(hist: pd.DataFrame, task: str, variant: str, last: int = 3) -
     return _final_by_seed(hist[(hist["task"] == task) & (hist["variant"] == variant)], last)
 
 
+def _paired_seeds(finals, boot: int, seed: int):
+    """(k, n) per-seed values of the k Series over the n seeds all of them have, and (boot, n)
+    bootstrap indices that resample whole seeds (None when n < 2: no interval)."""
+    seeds = sorted(set.intersection(*(set(f.index) for f in finals)))
+    a = np.stack([f.loc[seeds].to_numpy() for f in finals]) if seeds else np.zeros((len(finals), 0))
+    if len(seeds) < 2:
+        return a, None
+    return a, np.random.default_rng(seed).integers(0, len(seeds), size=(boot, len(seeds)))
+
+
 def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: float = 0.8) -> dict:
     """Gap recovery R = (mean homeo − mean untied)/(mean sym − mean untied) with a paired bootstrap.
 
@@ -258,20 +268,17 @@ def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: floa
     resamples with R ≥ ``goal``, the number of seeds, and the gap with its own interval.
     Resamples whose gap is ≤ 0 give no ratio: they are counted as R < goal (the goal cannot be
     met without a gap), and their fraction is reported."""
-    seeds = sorted(set(final["sym"].index) & set(final["untied"].index) & set(final["homeo"].index))
-    if len(seeds) < 2:
-        return {"n": len(seeds)}
-    a = np.stack([final[k].loc[seeds].to_numpy() for k in ("sym", "untied", "homeo")])   # (3, n)
+    a, idx = _paired_seeds([final[k] for k in ("sym", "untied", "homeo")], boot, seed)   # (3, n)
+    if idx is None:
+        return {"n": a.shape[1]}
     gap_s, rec_s = a[0] - a[1], a[2] - a[1]
     R = rec_s.mean() / gap_s.mean() if gap_s.mean() > 0 else np.nan
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(seeds), size=(boot, len(seeds)))
     g, r = gap_s[idx].mean(1), rec_s[idx].mean(1)
     ok = g > 0
     Rb = np.where(ok, r / np.where(ok, g, 1.0), -np.inf)
     lo, hi = np.percentile(Rb, 2.5, method="lower"), np.percentile(Rb, 97.5, method="higher")  # no interpolation with −∞
     glo, ghi = np.percentile(g, [2.5, 97.5])
-    return {"n": len(seeds), "R": float(R), "R_lo": float(lo), "R_hi": float(hi),
+    return {"n": a.shape[1], "R": float(R), "R_lo": float(lo), "R_hi": float(hi),
             "p_goal": float(np.mean(Rb >= goal)), "no_gap": float(1 - ok.mean()),
             "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
 
@@ -279,13 +286,12 @@ def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: floa
 def paired_difference(a: pd.Series, b: pd.Series, boot: int = 20000, seed: int = 0) -> dict:
     """Mean of a − b over the seeds both have (Series indexed by seed), with a 95% paired bootstrap
     interval (whole seeds resampled)."""
-    seeds = sorted(set(a.index) & set(b.index))
-    if len(seeds) < 2:
-        return {"n": len(seeds)}
-    d = a.loc[seeds].to_numpy() - b.loc[seeds].to_numpy()
-    idx = np.random.default_rng(seed).integers(0, len(seeds), size=(boot, len(seeds)))
+    ab, idx = _paired_seeds([a, b], boot, seed)
+    if idx is None:
+        return {"n": ab.shape[1]}
+    d = ab[0] - ab[1]
     lo, hi = np.percentile(d[idx].mean(1), [2.5, 97.5])
-    return {"n": len(seeds), "diff": float(d.mean()), "lo": float(lo), "hi": float(hi)}
+    return {"n": len(d), "diff": float(d.mean()), "lo": float(lo), "hi": float(hi)}
 
 
 def plots(hist: pd.DataFrame, out_prefix: str):
