@@ -283,6 +283,57 @@ def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: floa
             "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
 
 
+def recovery_over_training(hist: pd.DataFrame, task: str, homeo: str, sym: str = "sym", last: int = 3,
+                           boot: int = 4000, seed: int = 0, goal: float = 0.8) -> pd.DataFrame:
+    """The gap recovery R of ``recovery_bootstrap`` along training: at each logged step, every seed's
+    accuracy is the mean test accuracy of its ``last`` evaluations ending at that step (at the last step
+    this is the "final" accuracy, so the last row is the reported recovery). Homeostasis is measured
+    from its own untied baseline (``untied_base``). Only steps every run of the three variants logged
+    are used, and each step's bootstrap uses the seeds that have all three runs. Returns one row per
+    step: step, n, R, R_lo, R_hi, p_goal, no_gap, gap, gap_lo, gap_hi."""
+    sub = hist[hist["task"] == task]
+    names = {"sym": sym, "untied": untied_base(homeo), "homeo": homeo}
+    piv = {k: sub[sub["variant"] == v].pivot_table(index="step", columns="seed", values="test_acc")
+           for k, v in names.items()}
+    steps = sorted(set.intersection(*(set(p.dropna().index) for p in piv.values())))
+    rows = []
+    for i in range(last - 1, len(steps)):
+        win = steps[i - last + 1:i + 1]
+        finals = {k: p.loc[win].mean().dropna() for k, p in piv.items()}
+        rows.append({"step": int(steps[i]), **recovery_bootstrap(finals, boot, seed, goal)})
+    return pd.DataFrame(rows)
+
+
+def plot_recovery(curves: dict, out_path: str, goal: float = 0.8):
+    """R(step) with its 95% band per (task, homeostasis label), and the gap sym − untied below it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    for (task, label), c in curves.items():
+        c = c.dropna(subset=["R"])
+        line, = axes[0].plot(c["step"], 100 * c["R"], label=f"{task}: {label} (n = {int(c['n'].max())})")
+        axes[0].fill_between(c["step"], 100 * c["R_lo"].clip(-100, 300), 100 * c["R_hi"].clip(-100, 300),
+                             color=line.get_color(), alpha=0.2)
+        axes[1].plot(c["step"], 100 * c["gap"], color=line.get_color())
+        axes[1].fill_between(c["step"], 100 * c["gap_lo"], 100 * c["gap_hi"], color=line.get_color(), alpha=0.2)
+    axes[0].axhline(100 * goal, color="k", ls="--", lw=1, label=f"goal {100 * goal:.0f} %")
+    axes[0].axhline(100, color="grey", ls=":", lw=1)
+    axes[0].set_ylim(-50, 150)
+    axes[0].set_ylabel("gap recovered by homeostasis (%)")
+    axes[0].set_title("recovery along training (each point: mean of the last 3 evaluations; 95 % paired bootstrap)",
+                      fontsize=9)
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[1].axhline(0, color="grey", lw=0.8)
+    axes[1].set_ylabel("symmetric − untied (pp)")
+    axes[1].set_xlabel("training step")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+
+
 def paired_difference(a: pd.Series, b: pd.Series, boot: int = 20000, seed: int = 0) -> dict:
     """Mean of a − b over the seeds both have (Series indexed by seed), with a 95% paired bootstrap
     interval (whole seeds resampled)."""
@@ -474,6 +525,12 @@ def main(argv=None):
                                                   "untied": per_seed_final(hist, task, untied_base(h)),
                                                   "homeo": per_seed_final(hist, task, h)})
                            for h in a.variants if h.startswith("homeo") and untied_base(h) in a.variants}
+    curves = {(task, VARIANTS[h][0]): recovery_over_training(hist, task, h)
+              for task, bs in boots.items() for h, b in bs.items() if b.get("n", 0) >= 2}
+    if curves:
+        pd.concat([c.assign(task=t, label=lab) for (t, lab), c in curves.items()], ignore_index=True) \
+            .to_csv(a.out + "_recovery.csv", index=False)
+        plot_recovery(curves, a.out + "_recovery.png")
     diffs = {}
     for pair in a.paired:
         va, _, vb = pair.partition(":")

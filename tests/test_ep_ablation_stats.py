@@ -157,3 +157,42 @@ def test_paired_difference_is_exact_without_spread_and_uses_common_seeds():
     rng = np.random.default_rng(0)
     noisy = E.paired_difference(pd.Series(rng.normal(0.01, 0.01, 40)), pd.Series(np.zeros(40)))
     assert noisy["lo"] < noisy["diff"] < noisy["hi"] and noisy["hi"] - noisy["lo"] < 4 * 1.96 * 0.01 / np.sqrt(40)
+
+
+def _history(r_of_step, seeds=(0, 1, 2, 3), steps=(0, 150, 300, 450, 600, 750), gap=0.04, task="mnist1d"):
+    """Noiseless histories: untied acc a_s(t), symmetric a_s(t) + gap, homeostasis a_s(t) + r(t)·gap."""
+    rows = []
+    for s in seeds:
+        for t in steps:
+            base = 0.3 + 0.0004 * t + 0.01 * s
+            for v, acc in (("untied", base), ("sym", base + gap), ("homeo5orth", base + r_of_step(t) * gap)):
+                rows.append({"task": task, "variant": v, "seed": s, "step": t, "evaluations": t // 150 + 1,
+                             "test_acc": acc})
+    return pd.DataFrame(rows)
+
+
+def test_recovery_over_training_follows_a_known_recovery_and_ends_at_the_final_one():
+    r = {0: 0.0, 150: 0.2, 300: 0.4, 450: 0.6, 600: 0.8, 750: 1.0}
+    hist = _history(r.get)
+    c = E.recovery_over_training(hist, "mnist1d", "homeo5orth", boot=500)
+    assert list(c["step"]) == [300, 450, 600, 750]                 # a window of 3 evaluations needs 3 logged steps
+    for _, row in c.iterrows():                                      # the mean of r over each window, exactly
+        want = np.mean([r[t] for t in (row["step"] - 300, row["step"] - 150, row["step"])])
+        assert row["R"] == pytest.approx(want) and row["R_lo"] == pytest.approx(want)
+        assert row["n"] == 4 and row["gap"] == pytest.approx(0.04)
+    final = E.recovery_bootstrap({"sym": E.per_seed_final(hist, "mnist1d", "sym"),
+                                  "untied": E.per_seed_final(hist, "mnist1d", "untied"),
+                                  "homeo": E.per_seed_final(hist, "mnist1d", "homeo5orth")}, boot=500)
+    assert c.iloc[-1]["R"] == pytest.approx(final["R"])
+
+
+def test_recovery_over_training_uses_the_variants_own_baseline_and_common_seeds():
+    hist = _history(lambda t: 0.5)
+    hist = hist[~((hist["variant"] == "homeo5orth") & (hist["seed"] == 3))]          # one homeostasis run missing
+    rec2 = hist[hist["variant"].isin(["untied", "homeo5orth"])].copy()
+    rec2["variant"] = rec2["variant"].map({"untied": "untied_rec2", "homeo5orth": "homeo5orth_rec2"})
+    rec2.loc[rec2["variant"] == "untied_rec2", "test_acc"] -= 0.04                   # its own baseline, 4 pp lower
+    c = E.recovery_over_training(pd.concat([hist, rec2]), "mnist1d", "homeo5orth_rec2", boot=200)
+    assert (c["n"] == 3).all()
+    # from untied_rec2: homeo sits at base + 0.02, untied_rec2 at base − 0.04, sym at base + 0.04
+    assert c["R"].to_numpy() == pytest.approx(np.full(len(c), 0.06 / 0.08))
