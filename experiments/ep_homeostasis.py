@@ -181,6 +181,7 @@ def _one(args):
     rec = run_or_read(*args)
     h = pd.DataFrame(rec["history"])
     h["task"], h["variant"], h["label"], h["seed"] = task, variant, VARIANTS[variant][0], seed
+    h["key"] = rec["key"]                  # the run's store key: --history checks it when the file is reused
     return h
 
 
@@ -446,8 +447,10 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
 
 def prior_runs(paths, jobs) -> dict:
     """{(task, variant, seed): history rows} of the ``jobs`` found in history files written before.
-    A run is taken only if its logged evaluations reach the job's budget (the same configuration's
-    length); a shorter or longer one is an error, not silently mixed in."""
+    A run is taken only if it is the job's configuration: its logged evaluations must reach the
+    job's budget, and where the file carries the run's store key (files written since 2026-12-04)
+    the key must be the job's (or its ``legacy_key``), so a run of another |β|, T2, λ or lr is
+    found too; a run that fails either check is an error, not silently mixed in."""
     if not paths:
         return {}
     old = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
@@ -461,6 +464,15 @@ def prior_runs(paths, jobs) -> dict:
         if int(g["evaluations"].max()) != budget:
             raise ValueError(f"history: {task} {variant} seed {seed} ran {int(g['evaluations'].max())} evaluations; "
                              f"this configuration runs {budget} (other --steps-scale/--beta/--T2?)")
+        if "key" in g and g["key"].notna().any():
+            import neurozo
+
+            built = neurozo.build(**run_config(task, variant, seed, scale, hidden, beta, T2, lr))
+            want = {built.key, legacy_key(built.config)}
+            have = set(g["key"].dropna())
+            if not have <= want:
+                raise ValueError(f"history: {task} {variant} seed {seed} is the run with key {sorted(have)}; "
+                                 f"this configuration's key is {built.key} (other --beta/--T2/--lr/--hidden?)")
         out[(task, variant, seed)] = g.reset_index(drop=True)
     return out
 

@@ -196,3 +196,25 @@ def test_recovery_over_training_uses_the_variants_own_baseline_and_common_seeds(
     assert (c["n"] == 3).all()
     # from untied_rec2: homeo sits at base + 0.02, untied_rec2 at base − 0.04, sym at base + 0.04
     assert c["R"].to_numpy() == pytest.approx(np.full(len(c), 0.06 / 0.08))
+
+
+def test_prior_runs_check_the_run_key_where_the_history_carries_it(tmp_path):
+    """A reused run of the right length but another configuration (here |β| 0.2 against 0.1) is
+    refused when the history file carries the run's store key; the right key, or none (older
+    files), is taken."""
+    import neurozo
+
+    job = lambda beta: ("digits", "sym", 0, 0.1, "STORE", None, beta, None, None)  # noqa: E731
+    cfg = E.run_config(*job(0.1)[:4], beta=0.1)
+    key = neurozo.build(**cfg).key
+    other = neurozo.build(**E.run_config(*job(0.2)[:4], beta=0.2)).key
+    assert key != other and cfg["budget"] == E.run_config(*job(0.2)[:4], beta=0.2)["budget"]
+    h = _hist("digits", "sym", 0, cfg["budget"], [0.2, 0.6])
+    for k, ok in ((key, True), (None, True), (other, False)):
+        path = tmp_path / f"h{ok}{k}.csv.gz"
+        h.assign(key=k).to_csv(path, index=False)
+        if ok:
+            assert set(E.prior_runs([str(path)], [job(0.1)])) == {("digits", "sym", 0)}
+        else:
+            with pytest.raises(ValueError, match=f"digits sym seed 0 is the run with key.*{other}.*{key}"):
+                E.prior_runs([str(path)], [job(0.1)])
