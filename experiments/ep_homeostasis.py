@@ -291,7 +291,8 @@ def recovery_over_training(hist: pd.DataFrame, task: str, homeo: str, sym: str =
     this is the "final" accuracy, so the last row is the reported recovery). Homeostasis is measured
     from its own untied baseline (``untied_base``). Only steps every run of the three variants logged
     are used, and each step's bootstrap uses the seeds that have all three runs. Returns one row per
-    step: step, n, R, R_lo, R_hi, p_goal, no_gap, gap, gap_lo, gap_hi."""
+    step: step, n, R, R_lo, R_hi, p_goal, no_gap, gap, gap_lo, gap_hi (symmetric − untied), and
+    deficit, deficit_lo, deficit_hi (symmetric − homeostasis, paired bootstrap)."""
     sub = hist[hist["task"] == task]
     names = {"sym": sym, "untied": untied_base(homeo), "homeo": homeo}
     piv = {k: sub[sub["variant"] == v].pivot_table(index="step", columns="seed", values="test_acc")
@@ -301,7 +302,10 @@ def recovery_over_training(hist: pd.DataFrame, task: str, homeo: str, sym: str =
     for i in range(last - 1, len(steps)):
         win = steps[i - last + 1:i + 1]
         finals = {k: p.loc[win].mean().dropna() for k, p in piv.items()}
-        rows.append({"step": int(steps[i]), **recovery_bootstrap(finals, boot, seed, goal)})
+        d = paired_difference(finals["sym"], finals["homeo"], boot, seed)
+        rows.append({"step": int(steps[i]), **recovery_bootstrap(finals, boot, seed, goal),
+                     "deficit": d.get("diff", np.nan), "deficit_lo": d.get("lo", np.nan),
+                     "deficit_hi": d.get("hi", np.nan)})
     return pd.DataFrame(rows)
 
 
@@ -318,8 +322,12 @@ def plot_recovery(curves: dict, out_path: str, goal: float = 0.8):
         line, = axes[0].plot(c["step"], 100 * c["R"], label=f"{task}: {label} (n = {int(c['n'].max())})")
         axes[0].fill_between(c["step"], 100 * c["R_lo"].clip(-100, 300), 100 * c["R_hi"].clip(-100, 300),
                              color=line.get_color(), alpha=0.2)
-        axes[1].plot(c["step"], 100 * c["gap"], color=line.get_color())
+        axes[1].plot(c["step"], 100 * c["gap"], color=line.get_color(), label="symmetric − untied")
         axes[1].fill_between(c["step"], 100 * c["gap_lo"], 100 * c["gap_hi"], color=line.get_color(), alpha=0.2)
+        axes[1].plot(c["step"], 100 * c["deficit"], color=line.get_color(), ls="--",
+                     label="symmetric − untied with homeostasis")
+        axes[1].fill_between(c["step"], 100 * c["deficit_lo"], 100 * c["deficit_hi"], color=line.get_color(),
+                             alpha=0.1, hatch="//")
     axes[0].axhline(100 * goal, color="k", ls="--", lw=1, label=f"goal {100 * goal:.0f} %")
     axes[0].axhline(100, color="grey", ls=":", lw=1)
     axes[0].set_ylim(-50, 150)
@@ -328,7 +336,8 @@ def plot_recovery(curves: dict, out_path: str, goal: float = 0.8):
                       fontsize=9)
     axes[0].legend(fontsize=8, loc="upper left")
     axes[1].axhline(0, color="grey", lw=0.8)
-    axes[1].set_ylabel("symmetric − untied (pp)")
+    axes[1].set_ylabel("accuracy below symmetric EP (pp)")
+    axes[1].legend(fontsize=8, loc="upper left")
     axes[1].set_xlabel("training step")
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)

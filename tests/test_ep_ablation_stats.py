@@ -180,6 +180,7 @@ def test_recovery_over_training_follows_a_known_recovery_and_ends_at_the_final_o
         want = np.mean([r[t] for t in (row["step"] - 300, row["step"] - 150, row["step"])])
         assert row["R"] == pytest.approx(want) and row["R_lo"] == pytest.approx(want)
         assert row["n"] == 4 and row["gap"] == pytest.approx(0.04)
+        assert row["deficit"] == pytest.approx((1 - want) * 0.04) and row["deficit_hi"] == pytest.approx(row["deficit"])
     final = E.recovery_bootstrap({"sym": E.per_seed_final(hist, "mnist1d", "sym"),
                                   "untied": E.per_seed_final(hist, "mnist1d", "untied"),
                                   "homeo": E.per_seed_final(hist, "mnist1d", "homeo5orth")}, boot=500)
