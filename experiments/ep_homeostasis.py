@@ -316,16 +316,18 @@ def plot_recovery(curves: dict, out_path: str, goal: float = 0.8):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
+    many = len(curves) > 1
+    fig, axes = plt.subplots(2, 1, figsize=(7 + many, 6.5 + 0.5 * many * len(curves)), sharex=True)
     for (task, label), c in curves.items():
         c = c.dropna(subset=["R"])
         line, = axes[0].plot(c["step"], 100 * c["R"], label=f"{task}: {label} (n = {int(c['n'].max())})")
         axes[0].fill_between(c["step"], 100 * c["R_lo"].clip(-100, 300), 100 * c["R_hi"].clip(-100, 300),
                              color=line.get_color(), alpha=0.2)
-        axes[1].plot(c["step"], 100 * c["gap"], color=line.get_color(), label="symmetric − untied")
+        who = f"{task}: " if many else ""
+        axes[1].plot(c["step"], 100 * c["gap"], color=line.get_color(), label=who + "symmetric − untied")
         axes[1].fill_between(c["step"], 100 * c["gap_lo"], 100 * c["gap_hi"], color=line.get_color(), alpha=0.2)
         axes[1].plot(c["step"], 100 * c["deficit"], color=line.get_color(), ls="--",
-                     label="symmetric − untied with homeostasis")
+                     label=who + "symmetric − untied with homeostasis")
         axes[1].fill_between(c["step"], 100 * c["deficit_lo"], 100 * c["deficit_hi"], color=line.get_color(),
                              alpha=0.1, hatch="//")
     axes[0].axhline(100 * goal, color="k", ls="--", lw=1, label=f"goal {100 * goal:.0f} %")
@@ -334,13 +336,16 @@ def plot_recovery(curves: dict, out_path: str, goal: float = 0.8):
     axes[0].set_ylabel("gap recovered by homeostasis (%)")
     axes[0].set_title("recovery along training (each point: mean of the last 3 evaluations; 95 % paired bootstrap)",
                       fontsize=9)
-    axes[0].legend(fontsize=8, loc="upper left")
+    axes[0].legend(fontsize=7 if many else 8, loc="upper left")
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set_ylabel("accuracy below symmetric EP (pp)")
-    axes[1].legend(fontsize=8, loc="upper left")
     axes[1].set_xlabel("training step")
+    if many:     # one solid and one dashed line per curve: under the axes, not over the data
+        axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    else:
+        axes[1].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
+    fig.savefig(out_path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -219,3 +219,34 @@ def test_prior_runs_check_the_run_key_where_the_history_carries_it(tmp_path):
         else:
             with pytest.raises(ValueError, match=f"digits sym seed 0 is the run with key.*{other}.*{key}"):
                 E.prior_runs([str(path)], [job(0.1)])
+
+
+_pc = Path(__file__).resolve().parent.parent / "experiments" / "ep_recovery_curves.py"
+_spec_c = importlib.util.spec_from_file_location("ep_recovery_curves_experiment", _pc)
+C = importlib.util.module_from_spec(_spec_c)
+_spec_c.loader.exec_module(C)
+
+
+def test_recovery_curves_script_reads_several_histories_and_writes_one_table_and_figure(tmp_path):
+    a, b = tmp_path / "a.csv.gz", tmp_path / "b.csv.gz"
+    _history(lambda t: 0.5).to_csv(a, index=False)
+    _history(lambda t: 0.9, task="mnist1d25k", seeds=(0, 1, 2)).to_csv(b, index=False)
+    out = tmp_path / "fig" / "rec"
+    C.main(["--out", str(out), "--boot", "200", "--curve", f"half={a}:mnist1d:homeo5orth",
+            "--curve", f"most, 25k={b}:mnist1d25k:homeo5orth"])
+    t = pd.read_csv(str(out) + ".csv")
+    assert set(t["setting"]) == {"half", "most, 25k"} and (out.parent / "rec.png").stat().st_size > 0
+    for name, r, n in (("half", 0.5, 4), ("most, 25k", 0.9, 3)):
+        c = t[t["setting"] == name]
+        assert c["R"].to_numpy() == pytest.approx(np.full(len(c), r)) and (c["n"] == n).all()
+
+
+def test_recovery_curves_script_names_a_malformed_or_missing_curve(tmp_path):
+    for bad in ("no-equals-sign", "x=path-without-task", "x=p:mnist1d:untied", "=p:mnist1d:homeo5orth"):
+        with pytest.raises(ValueError, match="--curve"):
+            C.parse_curve(bad)
+    assert C.parse_curve("n=C:/dir/h.csv.gz:mnist1d:homeo5orth") == ("n", "C:/dir/h.csv.gz", "mnist1d", "homeo5orth")
+    p = tmp_path / "h.csv.gz"
+    _history(lambda t: 0.5).to_csv(p, index=False)
+    with pytest.raises(ValueError, match=r"lacks task 'mnist1d' variant\(s\) \['homeo5s50'\]"):
+        C.curves_of([C.parse_curve(f"g={p}:mnist1d:homeo5s50")])

@@ -1,0 +1,85 @@
+"""Recovery along training for several stored EP-ablation studies in one figure.
+
+Each ``--curve NAME=HISTORY:TASK:VARIANT`` reads a history written by ``ep_homeostasis.py``
+(``<out>_history.csv.gz``) and computes, at every logged step, the share R of the
+symmetric − untied accuracy gap that the homeostasis ``VARIANT`` recovers (from its own untied
+baseline), with a 95 % paired bootstrap over seeds, and the paired deficit symmetric − homeostasis
+(``ep_homeostasis.recovery_over_training``: each seed's accuracy at a step is the mean of its last
+three evaluations ending there, so the last point is the reported final recovery). Only the
+seeds that have all three runs are used. Writes ``PREFIX.csv`` and ``PREFIX.png``::
+
+    python experiments/ep_recovery_curves.py --out docs/ep_homeostasis_recovery_settings \\
+        --curve "orthogonal, 62 seeds=docs/ep_homeostasis_long_mnist1d_b01_s62_history.csv.gz:mnist1d:homeo5orth" \\
+        --curve "Gaussian, 28 seeds=docs/ep_homeostasis_long_mnist1d_b01_s28_history.csv.gz:mnist1d:homeo5s50"
+
+Nothing is run: the figures come from the stored histories only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
+
+import pandas as pd  # noqa: E402
+
+import ep_homeostasis as E  # noqa: E402
+
+
+def parse_curve(spec: str):
+    """``NAME=HISTORY:TASK:VARIANT`` → (name, history path, task, variant); ValueError if malformed."""
+    name, eq, rest = spec.partition("=")
+    parts = rest.rsplit(":", 2)
+    if not eq or not name or len(parts) != 3 or not all(parts):
+        raise ValueError(f"--curve {spec!r}: must be NAME=HISTORY:TASK:VARIANT")
+    path, task, variant = parts
+    if not variant.startswith("homeo"):
+        raise ValueError(f"--curve {spec!r}: VARIANT={variant!r} must be a homeostasis variant (homeo…)")
+    return name, path, task, variant
+
+
+def curves_of(specs, boot: int = 4000, seed: int = 0) -> dict:
+    """{(name, variant label): recovery_over_training frame} for the parsed ``specs``."""
+    out, cache = {}, {}
+    for name, path, task, variant in specs:
+        if path not in cache:
+            cache[path] = pd.read_csv(path)
+        hist = cache[path]
+        have = set(hist.loc[hist["task"] == task, "variant"])
+        need = {"sym", E.untied_base(variant), variant}
+        if not need <= have:
+            raise ValueError(f"--curve {name!r}: {path} lacks task {task!r} variant(s) {sorted(need - have)}; "
+                             f"it has {sorted(have)}")
+        label = E.VARIANTS[variant][0] if variant in E.VARIANTS else variant
+        out[(name, label)] = E.recovery_over_training(hist, task, variant, boot=boot, seed=seed)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--curve", action="append", required=True, metavar="NAME=HISTORY:TASK:VARIANT")
+    ap.add_argument("--out", required=True, help="output prefix (PREFIX.csv, PREFIX.png)")
+    ap.add_argument("--boot", type=int, default=4000, help="bootstrap resamples per step")
+    a = ap.parse_args(argv)
+    try:
+        specs = [parse_curve(c) for c in a.curve]
+    except ValueError as e:
+        ap.error(str(e))
+    curves = curves_of(specs, a.boot)
+    if os.path.dirname(a.out):
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    table = pd.concat([c.assign(setting=n, label=lab) for (n, lab), c in curves.items()], ignore_index=True)
+    table.to_csv(a.out + ".csv", index=False)
+    E.plot_recovery(curves, a.out + ".png")
+    for (n, lab), c in curves.items():
+        last = c.iloc[-1]
+        print(f"{n}: step {int(last['step'])}, n = {int(last['n'])}: R = {100 * last['R']:.0f} % "
+              f"({100 * last['R_lo']:.0f} … {100 * last['R_hi']:.0f}), gap {100 * last['gap']:.2f} pp, "
+              f"deficit {100 * last['deficit']:.2f} pp ({100 * last['deficit_lo']:.2f} … {100 * last['deficit_hi']:.2f})")
+
+
+if __name__ == "__main__":
+    main()
