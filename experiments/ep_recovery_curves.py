@@ -43,6 +43,8 @@ def parse_curve(spec: str):
 
 def curves_of(specs, boot: int = 4000, seed: int = 0) -> dict:
     """{(name, variant label): recovery_over_training frame} for the parsed ``specs``."""
+    if boot < 100:
+        raise ValueError(f"--boot={boot}: needs at least 100 bootstrap resamples for a 95 % interval")
     out, cache = {}, {}
     for name, path, task, variant in specs:
         if path not in cache:
@@ -68,7 +70,10 @@ def main(argv=None):
         specs = [parse_curve(c) for c in a.curve]
     except ValueError as e:
         ap.error(str(e))
-    curves = curves_of(specs, a.boot)
+    try:
+        curves = curves_of(specs, a.boot)
+    except ValueError as e:
+        ap.error(str(e))
     if os.path.dirname(a.out):
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
     table = pd.concat([c.assign(setting=n, label=lab) for (n, lab), c in curves.items()], ignore_index=True)

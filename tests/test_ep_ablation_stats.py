@@ -250,3 +250,5 @@ def test_recovery_curves_script_names_a_malformed_or_missing_curve(tmp_path):
     _history(lambda t: 0.5).to_csv(p, index=False)
     with pytest.raises(ValueError, match=r"lacks task 'mnist1d' variant\(s\) \['homeo5s50'\]"):
         C.curves_of([C.parse_curve(f"g={p}:mnist1d:homeo5s50")])
+    with pytest.raises(ValueError, match=r"--boot=10: needs at least 100"):
+        C.curves_of([C.parse_curve(f"h={p}:mnist1d:homeo5orth")], boot=10)
