@@ -284,18 +284,32 @@ def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: floa
             "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
 
 
+RECOVERY_METRICS = {   # history column → (sign making "higher is better", unit shown, scale to that unit)
+    "test_acc": (1.0, "pp", 100.0),
+    "train_loss": (-1.0, "nats", 1.0),   # cross-entropy of the free phase on the minibatches since the last evaluation
+    "test_loss": (-1.0, "nats", 1.0),
+}
+
+
 def recovery_over_training(hist: pd.DataFrame, task: str, homeo: str, sym: str = "sym", last: int = 3,
-                           boot: int = 4000, seed: int = 0, goal: float = 0.8) -> pd.DataFrame:
+                           boot: int = 4000, seed: int = 0, goal: float = 0.8,
+                           metric: str = "test_acc") -> pd.DataFrame:
     """The gap recovery R of ``recovery_bootstrap`` along training: at each logged step, every seed's
-    accuracy is the mean test accuracy of its ``last`` evaluations ending at that step (at the last step
-    this is the "final" accuracy, so the last row is the reported recovery). Homeostasis is measured
+    value is the mean of its ``last`` evaluations ending at that step (at the last step this is the
+    "final" value, so the last row of ``test_acc`` is the reported recovery). Homeostasis is measured
     from its own untied baseline (``untied_base``). Only steps every run of the three variants logged
-    are used, and each step's bootstrap uses the seeds that have all three runs. Returns one row per
-    step: step, n, R, R_lo, R_hi, p_goal, no_gap, gap, gap_lo, gap_hi (symmetric − untied), and
-    deficit, deficit_lo, deficit_hi (symmetric − homeostasis, paired bootstrap)."""
+    are used, and each step's bootstrap uses the seeds that have all three runs. ``metric`` is a column
+    of ``RECOVERY_METRICS``; for a loss the sign is flipped, so R = (L_untied − L_homeo)/(L_untied − L_sym)
+    and the gap and deficit are loss differences (untied − symmetric, homeostasis − symmetric) in nats.
+    Returns one row per step: step, n, R, R_lo, R_hi, p_goal, no_gap, gap, gap_lo, gap_hi (symmetric
+    better than untied by), and deficit, deficit_lo, deficit_hi (symmetric better than homeostasis by,
+    paired bootstrap)."""
+    if metric not in RECOVERY_METRICS:
+        raise ValueError(f"metric={metric!r}: must be one of {sorted(RECOVERY_METRICS)}")
+    sign = RECOVERY_METRICS[metric][0]
     sub = hist[hist["task"] == task]
     names = {"sym": sym, "untied": untied_base(homeo), "homeo": homeo}
-    piv = {k: sub[sub["variant"] == v].pivot_table(index="step", columns="seed", values="test_acc")
+    piv = {k: sign * sub[sub["variant"] == v].pivot_table(index="step", columns="seed", values=metric)
            for k, v in names.items()}
     steps = sorted(set.intersection(*(set(p.dropna().index) for p in piv.values())))
     rows = []
@@ -309,8 +323,10 @@ def recovery_over_training(hist: pd.DataFrame, task: str, homeo: str, sym: str =
     return pd.DataFrame(rows)
 
 
-def plot_recovery(curves: dict, out_path: str, goal: float = 0.8):
-    """R(step) with its 95% band per (task, homeostasis label), and the gap sym − untied below it."""
+def plot_recovery(curves: dict, out_path: str, goal: float = 0.8, metric: str = "test_acc"):
+    """R(step) with its 95% band per (task, homeostasis label), and the gap sym − untied below it
+    (``metric`` as in ``recovery_over_training``)."""
+    _, unit, k = RECOVERY_METRICS[metric]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -324,21 +340,22 @@ def plot_recovery(curves: dict, out_path: str, goal: float = 0.8):
         axes[0].fill_between(c["step"], 100 * c["R_lo"].clip(-100, 300), 100 * c["R_hi"].clip(-100, 300),
                              color=line.get_color(), alpha=0.2)
         who = f"{task}: " if many else ""
-        axes[1].plot(c["step"], 100 * c["gap"], color=line.get_color(), label=who + "symmetric − untied")
-        axes[1].fill_between(c["step"], 100 * c["gap_lo"], 100 * c["gap_hi"], color=line.get_color(), alpha=0.2)
-        axes[1].plot(c["step"], 100 * c["deficit"], color=line.get_color(), ls="--",
-                     label=who + "symmetric − untied with homeostasis")
-        axes[1].fill_between(c["step"], 100 * c["deficit_lo"], 100 * c["deficit_hi"], color=line.get_color(),
+        axes[1].plot(c["step"], k * c["gap"], color=line.get_color(), label=who + "untied, worse than symmetric")
+        axes[1].fill_between(c["step"], k * c["gap_lo"], k * c["gap_hi"], color=line.get_color(), alpha=0.2)
+        axes[1].plot(c["step"], k * c["deficit"], color=line.get_color(), ls="--",
+                     label=who + "untied with homeostasis, worse than symmetric")
+        axes[1].fill_between(c["step"], k * c["deficit_lo"], k * c["deficit_hi"], color=line.get_color(),
                              alpha=0.1, hatch="//")
-    axes[0].axhline(100 * goal, color="k", ls="--", lw=1, label=f"goal {100 * goal:.0f} %")
+    if metric == "test_acc":       # the issue's goal is on accuracy
+        axes[0].axhline(100 * goal, color="k", ls="--", lw=1, label=f"goal {100 * goal:.0f} %")
     axes[0].axhline(100, color="grey", ls=":", lw=1)
     axes[0].set_ylim(-50, 150)
-    axes[0].set_ylabel("gap recovered by homeostasis (%)")
+    axes[0].set_ylabel(f"{metric} gap recovered by homeostasis (%)")
     axes[0].set_title("recovery along training (each point: mean of the last 3 evaluations; 95 % paired bootstrap)",
                       fontsize=9)
     axes[0].legend(fontsize=7 if many else 8, loc="upper left")
     axes[1].axhline(0, color="grey", lw=0.8)
-    axes[1].set_ylabel("accuracy below symmetric EP (pp)")
+    axes[1].set_ylabel(f"{metric}: worse than symmetric EP by ({unit})")
     axes[1].set_xlabel("training step")
     if many:     # one solid and one dashed line per curve: under the axes, not over the data
         axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)

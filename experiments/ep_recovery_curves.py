@@ -6,7 +6,9 @@ symmetric − untied accuracy gap that the homeostasis ``VARIANT`` recovers (fro
 baseline), with a 95 % paired bootstrap over seeds, and the paired deficit symmetric − homeostasis
 (``ep_homeostasis.recovery_over_training``: each seed's accuracy at a step is the mean of its last
 three evaluations ending there, so the last point is the reported final recovery). Only the
-seeds that have all three runs are used. Writes ``PREFIX.csv`` and ``PREFIX.png``::
+seeds that have all three runs are used. ``--metric train_loss`` (or ``test_loss``) measures the
+recovery of a loss instead, R = (L_untied − L_homeo)/(L_untied − L_sym), gap and deficit in nats.
+Writes ``PREFIX.csv`` and ``PREFIX.png``::
 
     python experiments/ep_recovery_curves.py --out docs/ep_homeostasis_recovery_settings \\
         --curve "orthogonal, 62 seeds=docs/ep_homeostasis_long_mnist1d_b01_s62_history.csv.gz:mnist1d:homeo5orth" \\
@@ -41,7 +43,7 @@ def parse_curve(spec: str):
     return name, path, task, variant
 
 
-def curves_of(specs, boot: int = 4000, seed: int = 0) -> dict:
+def curves_of(specs, boot: int = 4000, seed: int = 0, metric: str = "test_acc") -> dict:
     """{(name, variant label): recovery_over_training frame} for the parsed ``specs``."""
     if boot < 100:
         raise ValueError(f"--boot={boot}: needs at least 100 bootstrap resamples for a 95 % interval")
@@ -56,7 +58,7 @@ def curves_of(specs, boot: int = 4000, seed: int = 0) -> dict:
             raise ValueError(f"--curve {name!r}: {path} lacks task {task!r} variant(s) {sorted(need - have)}; "
                              f"it has {sorted(have)}")
         label = E.VARIANTS[variant][0] if variant in E.VARIANTS else variant
-        out[(name, label)] = E.recovery_over_training(hist, task, variant, boot=boot, seed=seed)
+        out[(name, label)] = E.recovery_over_training(hist, task, variant, boot=boot, seed=seed, metric=metric)
     return out
 
 
@@ -65,25 +67,30 @@ def main(argv=None):
     ap.add_argument("--curve", action="append", required=True, metavar="NAME=HISTORY:TASK:VARIANT")
     ap.add_argument("--out", required=True, help="output prefix (PREFIX.csv, PREFIX.png)")
     ap.add_argument("--boot", type=int, default=4000, help="bootstrap resamples per step")
+    ap.add_argument("--metric", default="test_acc", choices=sorted(E.RECOVERY_METRICS),
+                    help="what is recovered: test accuracy (default) or a loss (gap and deficit in nats)")
     a = ap.parse_args(argv)
     try:
         specs = [parse_curve(c) for c in a.curve]
     except ValueError as e:
         ap.error(str(e))
     try:
-        curves = curves_of(specs, a.boot)
+        curves = curves_of(specs, a.boot, metric=a.metric)
     except ValueError as e:
         ap.error(str(e))
     if os.path.dirname(a.out):
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
     table = pd.concat([c.assign(setting=n, label=lab) for (n, lab), c in curves.items()], ignore_index=True)
     table.to_csv(a.out + ".csv", index=False)
-    E.plot_recovery(curves, a.out + ".png")
+    E.plot_recovery(curves, a.out + ".png", metric=a.metric)
+    _, unit, k = E.RECOVERY_METRICS[a.metric]
+    d = 2 if unit == "pp" else 4
     for (n, lab), c in curves.items():
         last = c.iloc[-1]
-        print(f"{n}: step {int(last['step'])}, n = {int(last['n'])}: R = {100 * last['R']:.0f} % "
-              f"({100 * last['R_lo']:.0f} … {100 * last['R_hi']:.0f}), gap {100 * last['gap']:.2f} pp, "
-              f"deficit {100 * last['deficit']:.2f} pp ({100 * last['deficit_lo']:.2f} … {100 * last['deficit_hi']:.2f})")
+        print(f"{n}: {a.metric}, step {int(last['step'])}, n = {int(last['n'])}: R = {100 * last['R']:.0f} % "
+              f"({100 * last['R_lo']:.0f} … {100 * last['R_hi']:.0f}), gap {k * last['gap']:.{d}f} {unit}, "
+              f"deficit {k * last['deficit']:.{d}f} {unit} ({k * last['deficit_lo']:.{d}f} … "
+              f"{k * last['deficit_hi']:.{d}f})")
 
 
 if __name__ == "__main__":

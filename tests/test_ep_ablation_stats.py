@@ -187,6 +187,21 @@ def test_recovery_over_training_follows_a_known_recovery_and_ends_at_the_final_o
     assert c.iloc[-1]["R"] == pytest.approx(final["R"])
 
 
+def test_recovery_over_training_of_a_loss_flips_the_sign_and_keeps_nats():
+    hist = _history(lambda t: 0.25)
+    hist["train_loss"] = 2.0 - 2 * hist["test_acc"]      # lower is better: gap 0.08 nats, homeostasis a quarter of it
+    hist.loc[hist["variant"] == "homeo5orth", "train_loss"] = (
+        2.0 - 2 * (hist["test_acc"] - 0.25 * 0.04) - 0.75 * 0.08)          # recovers 75 % of the loss gap
+    c = E.recovery_over_training(hist, "mnist1d", "homeo5orth", boot=200, metric="train_loss")
+    assert c["R"].to_numpy() == pytest.approx(np.full(len(c), 0.75))
+    assert c["gap"].to_numpy() == pytest.approx(np.full(len(c), 0.08))      # untied − symmetric loss, > 0
+    assert c["deficit"].to_numpy() == pytest.approx(np.full(len(c), 0.02))  # homeostasis − symmetric loss
+    a = E.recovery_over_training(hist, "mnist1d", "homeo5orth", boot=200)   # accuracy unchanged: 25 %
+    assert a["R"].to_numpy() == pytest.approx(np.full(len(a), 0.25))
+    with pytest.raises(ValueError, match="metric='energy'"):
+        E.recovery_over_training(hist, "mnist1d", "homeo5orth", metric="energy")
+
+
 def test_recovery_over_training_uses_the_variants_own_baseline_and_common_seeds():
     hist = _history(lambda t: 0.5)
     hist = hist[~((hist["variant"] == "homeo5orth") & (hist["seed"] == 3))]          # one homeostasis run missing
