@@ -361,7 +361,7 @@ class EP(Learner):
         zero_out = np.zeros_like(g_out), np.zeros_like(g_bout)
         g = model.pack_grad(g_fwd, g_b, g_fbk, g_out, g_bout)
         if p.recurrent_lr_scale != 1.0:
-            g = g * model.recurrent_mask(p.recurrent_lr_scale)
+            model.scale_recurrent(g, p.recurrent_lr_scale)     # g is this step's own array
 
         if delta is not None and p.estimator != "rbp":
             both = keep & rbp_ok      # alignment over the examples whose d and δ are both used/defined

@@ -216,15 +216,19 @@ class EnergyNet(Model):
         self.view(g, "bout")[...] = g_bout
         return g
 
-    def recurrent_mask(self, scale: float) -> np.ndarray:
-        """θ-shaped factor: ``scale`` on the recurrent blocks (W_k for k ≥ 1 — the weights that
-        also carry feedback — and B_k), 1 on input weights, biases and the readout."""
-        m = np.ones(self.n_params)
+    def scale_recurrent(self, g: np.ndarray, scale: float) -> np.ndarray:
+        """Multiply, in place, the recurrent blocks of the θ-shaped ``g`` (W_k for k ≥ 1 — the weights
+        that also carry feedback — and B_k) by ``scale``; input weights, biases and the readout are
+        left alone. Returns ``g``."""
         for k in range(1, self.L):
-            self.view(m, f"W{k}")[...] = scale
+            self.view(g, f"W{k}")[...] *= scale
             if not self.tied:
-                self.view(m, f"B{k - 1}")[...] = scale
-        return m
+                self.view(g, f"B{k - 1}")[...] *= scale
+        return g
+
+    def recurrent_mask(self, scale: float) -> np.ndarray:
+        """θ-shaped factor: ``scale`` on the recurrent blocks, 1 elsewhere (``scale_recurrent`` of ones)."""
+        return self.scale_recurrent(np.ones(self.n_params), scale)
 
     def thetas_of(self, population) -> np.ndarray:
         """(P, D) parameter vectors of a population (low-rank factors are materialised)."""
