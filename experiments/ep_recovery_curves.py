@@ -32,8 +32,9 @@ import ep_homeostasis as E  # noqa: E402
 
 
 def parse_curve(spec: str):
-    """``NAME=HISTORY:TASK:VARIANT`` → (name, history path, task, variant); ValueError if malformed."""
-    name, eq, rest = spec.partition("=")
+    """``NAME=HISTORY:TASK:VARIANT`` → (name, history path, task, variant); ValueError if malformed.
+    NAME may contain "=" (e.g. "λ = 5"): the split is at the last "=", so HISTORY may not."""
+    name, eq, rest = spec.rpartition("=")
     parts = rest.rsplit(":", 2)
     if not eq or not name or len(parts) != 3 or not all(parts):
         raise ValueError(f"--curve {spec!r}: must be NAME=HISTORY:TASK:VARIANT")
@@ -64,7 +65,8 @@ def curves_of(specs, boot: int = 4000, seed: int = 0, metric: str = "test_acc") 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--curve", action="append", required=True, metavar="NAME=HISTORY:TASK:VARIANT")
+    ap.add_argument("--curve", action="append", required=True, metavar="NAME=HISTORY:TASK:VARIANT",
+                    help="one study; NAME may contain '=' (split at the last one), HISTORY may not")
     ap.add_argument("--out", required=True, help="output prefix (PREFIX.csv, PREFIX.png)")
     ap.add_argument("--boot", type=int, default=4000, help="bootstrap resamples per step")
     ap.add_argument("--metric", default="test_acc", choices=sorted(E.RECOVERY_METRICS),

@@ -261,6 +261,7 @@ def test_recovery_curves_script_names_a_malformed_or_missing_curve(tmp_path):
         with pytest.raises(ValueError, match="--curve"):
             C.parse_curve(bad)
     assert C.parse_curve("n=C:/dir/h.csv.gz:mnist1d:homeo5orth") == ("n", "C:/dir/h.csv.gz", "mnist1d", "homeo5orth")
+    assert C.parse_curve("λ = 5=d/h.csv.gz:mnist1d:homeo5orth") == ("λ = 5", "d/h.csv.gz", "mnist1d", "homeo5orth")
     p = tmp_path / "h.csv.gz"
     _history(lambda t: 0.5).to_csv(p, index=False)
     with pytest.raises(ValueError, match=r"lacks task 'mnist1d' variant\(s\) \['homeo5s50'\]"):
