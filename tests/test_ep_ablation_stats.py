@@ -268,3 +268,52 @@ def test_recovery_curves_script_names_a_malformed_or_missing_curve(tmp_path):
         C.curves_of([C.parse_curve(f"g={p}:mnist1d:homeo5s50")])
     with pytest.raises(ValueError, match=r"--boot=10: needs at least 100"):
         C.curves_of([C.parse_curve(f"h={p}:mnist1d:homeo5orth")], boot=10)
+
+
+_lp = Path(__file__).resolve().parent.parent / "experiments" / "ep_loss_curves.py"
+_lspec = importlib.util.spec_from_file_location("ep_loss_curves_experiment", _lp)
+LC = importlib.util.module_from_spec(_lspec)
+_lspec.loader.exec_module(LC)
+
+
+def _loss_history():
+    """Seeds 0–3 (seed 3 lacks 'homeo5orth'); losses known per (variant, seed, step)."""
+    rows = []
+    for s in range(4):
+        for t in (0, 150, 300):
+            for v, dl, sym in (("sym", 0.0, np.nan), ("homeo5orth", 0.1, 0.8 + 0.01 * s)):
+                if v == "homeo5orth" and s == 3:
+                    continue
+                rows.append({"task": "mnist1d", "variant": v, "seed": s, "step": t, "symmetry": sym,
+                             "train_loss": 1.0 - 0.001 * t + 0.05 * s + dl * s,
+                             "test_loss": 1.5 - 0.001 * t + 0.05 * s + 2 * dl})
+    return pd.DataFrame(rows)
+
+
+def test_loss_curves_average_the_common_seeds_and_pair_differences_by_seed():
+    c = LC.loss_curves(_loss_history(), "mnist1d", ["sym", "homeo5orth"])
+    assert (c["n"] == 3).all() and list(c["variant"].unique()) == ["sym", "homeo5orth"]   # seed 3 dropped
+    h = c[(c["variant"] == "homeo5orth") & (c["step"] == 150)].iloc[0]
+    seeds = np.arange(3)
+    tr = 1.0 - 0.15 + 0.05 * seeds + 0.1 * seeds
+    assert h["train_loss"] == pytest.approx(tr.mean())
+    assert h["train_loss_ci"] == pytest.approx(1.96 * tr.std(ddof=1) / np.sqrt(3))
+    assert h["d_train_loss"] == pytest.approx(0.1) and h["d_train_loss_ci"] == pytest.approx(1.96 * 0.1 / np.sqrt(3))
+    assert h["d_test_loss"] == pytest.approx(0.2) and h["d_test_loss_ci"] == pytest.approx(0.0, abs=1e-12)
+    assert h["gen_gap"] == pytest.approx((1.35 + 0.05 * seeds + 0.2 - tr).mean())
+    assert h["a_over_s"] == pytest.approx(np.mean((1 - (0.8 + 0.01 * seeds)) / (0.8 + 0.01 * seeds)))
+    s = c[c["variant"] == "sym"]
+    assert (s["d_test_loss"] == 0).all() and s["symmetry"].isna().all()
+
+
+def test_loss_curves_script_writes_files_and_names_bad_input(tmp_path):
+    p = tmp_path / "h.csv.gz"
+    _loss_history().to_csv(p, index=False)
+    out = tmp_path / "o" / "loss"
+    LC.main([str(p), "--variants", "sym", "homeo5orth", "--out", str(out)])
+    assert len(pd.read_csv(str(out) + ".csv")) == 6 and (out.parent / "loss.png").stat().st_size > 0
+    with pytest.raises(ValueError, match=r"lacks task 'mnist1d' variant\(s\) \['untied'\]"):
+        LC.loss_curves(_loss_history(), "mnist1d", ["sym", "untied"])
+    h = _loss_history()
+    with pytest.raises(ValueError, match=r"1 seed\(s\) ran every variant"):     # homeostasis has seed 0 only
+        LC.loss_curves(h[(h["variant"] == "sym") | (h["seed"] == 0)], "mnist1d", ["sym", "homeo5orth"])
