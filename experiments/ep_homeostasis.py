@@ -93,6 +93,12 @@ VARIANTS = {
     # ≈ 4× lower (at a fixed point of the momentum-SGD update, A ∝ 1/λ; stable for 4·lr·λ < 2(1 + momentum))
     "homeo20orth": ("untied hEP 90° + homeostasis λ=20, N orthogonal draws", "ideal", {"tied": False, "alpha": 90.0},
                     {"homeostasis": 20 * LAMBDA, "homeostasis_samples": "N", "homeostasis_probes": "orthogonal"}),
+    # untied from a symmetric start (α = 0: B_k = W_{k+1}ᵀ exactly, then each learns its own update). At α = 90°
+    # homeostasis removes A and leaves S = (W + Bᵀ)/2, whose initial norm is ≈ 1/√2 of the tied network's W;
+    # at α = 0 it starts from the tied network's weights: separates the initial scale from the untied dynamics
+    "untied_a0": ("untied hEP 0°", "ideal", {"tied": False, "alpha": 0.0}, {}),
+    "homeo5orth_a0": ("untied hEP 0° + homeostasis λ=5, N orthogonal draws", "ideal", {"tied": False, "alpha": 0.0},
+                      {"homeostasis": 5 * LAMBDA, "homeostasis_samples": "N", "homeostasis_probes": "orthogonal"}),
     # the recurrent blocks at twice the rate: an untied net's symmetric part (W + Bᵀ)/2 then moves as the
     # tied net's shared weights do (tied W gets the sum of its forward and feedback updates; ep.py docstring)
     "untied_rec2": ("untied hEP 90°, recurrent lr ×2", "ideal", {"tied": False, "alpha": 90.0},
@@ -109,7 +115,7 @@ VARIANTS = {
 
 
 #: the untied baseline of each homeostasis variant's recovery (default "untied"): same learning rule but λ = 0
-UNTIED_BASE = {"homeo5orth_rec2": "untied_rec2"}
+UNTIED_BASE = {"homeo5orth_rec2": "untied_rec2", "homeo5orth_a0": "untied_a0"}
 
 
 def untied_base(variant: str) -> str:
@@ -518,7 +524,8 @@ def main(argv=None):
     ap.add_argument("--tasks", nargs="+", default=["digits", "mnist1d"], choices=list(TASKS))
     ap.add_argument("--variants", nargs="+",
                     default=[v for v in VARIANTS if v not in ("pcm_homeo", "homeo5s50", "homeo5orth", "bp_hep",
-                                                             "untied_rec2", "homeo5orth_rec2", "homeo20orth")],
+                                                             "untied_rec2", "homeo5orth_rec2", "homeo20orth",
+                                                             "untied_a0", "homeo5orth_a0")],
                     choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every task's training steps")
