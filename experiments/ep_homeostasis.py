@@ -99,6 +99,10 @@ VARIANTS = {
     "untied_a0": ("untied hEP 0°", "ideal", {"tied": False, "alpha": 0.0}, {}),
     "homeo5orth_a0": ("untied hEP 0° + homeostasis λ=5, N orthogonal draws", "ideal", {"tied": False, "alpha": 0.0},
                       {"homeostasis": 5 * LAMBDA, "homeostasis_samples": "N", "homeostasis_probes": "orthogonal"}),
+    # tied, the shared recurrent blocks at half the rate: W₁ moves by the mean of its forward and feedback
+    # updates — exactly an untied pair projected onto W = Bᵀ after every step (no penalty, no A), and the rate
+    # at which an untied pair's S moves
+    "sym_rec05": ("symmetric hEP, recurrent lr ×0.5", "ideal", {"tied": True}, {"recurrent_lr_scale": 0.5}),
     # the recurrent blocks at twice the rate: an untied net's symmetric part (W + Bᵀ)/2 then moves as the
     # tied net's shared weights do (tied W gets the sum of its forward and feedback updates; ep.py docstring)
     "untied_rec2": ("untied hEP 90°, recurrent lr ×2", "ideal", {"tied": False, "alpha": 90.0},
@@ -525,7 +529,7 @@ def main(argv=None):
     ap.add_argument("--variants", nargs="+",
                     default=[v for v in VARIANTS if v not in ("pcm_homeo", "homeo5s50", "homeo5orth", "bp_hep",
                                                              "untied_rec2", "homeo5orth_rec2", "homeo20orth",
-                                                             "untied_a0", "homeo5orth_a0")],
+                                                             "untied_a0", "homeo5orth_a0", "sym_rec05")],
                     choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every task's training steps")
