@@ -118,6 +118,9 @@ VARIANTS = {
 }
 
 
+#: the variants run when none are named (the first ablation); the later ones are asked for by name
+DEFAULT_VARIANTS = ("bp", "sym", "untied", "homeo", "homeo5", "pcm_sym", "pcm_untied")
+
 #: the untied baseline of each homeostasis variant's recovery (default "untied"): same learning rule but λ = 0
 UNTIED_BASE = {"homeo5orth_rec2": "untied_rec2", "homeo5orth_a0": "untied_a0"}
 
@@ -200,10 +203,11 @@ def _one(args):
     return h
 
 
-def _final_by_seed(g: pd.DataFrame, last: int = 3) -> pd.Series:
-    """Each seed's final test accuracy: the mean of its last ``last`` logged rows, indexed by seed."""
+def _final_by_seed(g: pd.DataFrame, last: int = 3, col: str = "test_acc") -> pd.Series:
+    """Each seed's final ``col`` (test accuracy by default): the mean of its last ``last`` logged rows,
+    indexed by seed."""
     g = g.sort_values("evaluations")
-    return g.groupby("seed").tail(last).groupby("seed")["test_acc"].mean()
+    return g.groupby("seed").tail(last).groupby("seed")[col].mean()
 
 
 def summarise(hist: pd.DataFrame) -> pd.DataFrame:
@@ -259,9 +263,9 @@ def gap_recovery(summary: pd.DataFrame, sym="sym", untied="untied", col="final_a
     return out
 
 
-def per_seed_final(hist: pd.DataFrame, task: str, variant: str, last: int = 3) -> pd.Series:
+def per_seed_final(hist: pd.DataFrame, task: str, variant: str, last: int = 3, col: str = "test_acc") -> pd.Series:
     """``_final_by_seed`` of one task and variant of the history."""
-    return _final_by_seed(hist[(hist["task"] == task) & (hist["variant"] == variant)], last)
+    return _final_by_seed(hist[(hist["task"] == task) & (hist["variant"] == variant)], last, col)
 
 
 def _paired_seeds(finals, boot: int, seed: int):
@@ -527,9 +531,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=["digits", "mnist1d"], choices=list(TASKS))
     ap.add_argument("--variants", nargs="+",
-                    default=[v for v in VARIANTS if v not in ("pcm_homeo", "homeo5s50", "homeo5orth", "bp_hep",
-                                                             "untied_rec2", "homeo5orth_rec2", "homeo20orth",
-                                                             "untied_a0", "homeo5orth_a0", "sym_rec05")],
+                    default=list(DEFAULT_VARIANTS),
                     choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every task's training steps")
