@@ -14,7 +14,8 @@ Each mean comes with a 95 % interval over seeds (mean ± 1.96 standard errors); 
 the paired difference to the first variant named (the reference; per seed, then averaged), with
 its interval. Writes ``PREFIX.csv`` (one row per step and variant) and ``PREFIX.png`` (top row:
 training loss, test loss, test − training; bottom row: the same minus the reference), and prints
-the table at a few steps. Nothing is run::
+the table at a few steps and each variant's final values minus the reference's, paired over seeds
+(``paired_finals``). Nothing is run::
 
     python experiments/ep_loss_curves.py docs/ep_homeostasis_long_mnist1d_b01_l20_s30_history.csv.gz \\
         --variants sym homeo5orth homeo20orth --out docs/ep_homeostasis_long_mnist1d_b01_l20_s30_losses
@@ -55,9 +56,9 @@ def loss_curves(hist: pd.DataFrame, task: str, variants) -> pd.DataFrame:
         raise ValueError(f"task {task!r}: {len(seeds)} seed(s) ran every variant of {variants}; need ≥ 2 for an interval")
     h = h[h["seed"].isin(seeds)]
     h["gen_gap"] = h["test_loss"] - h["train_loss"]
-    sym = h["symmetry"] if "symmetry" in h else pd.Series(np.nan, index=h.index)
-    h["symmetry"] = sym
-    h["a_over_s"] = (1.0 - sym) / sym
+    if "symmetry" not in h:
+        h["symmetry"] = np.nan
+    h["a_over_s"] = (1.0 - h["symmetry"]) / h["symmetry"]
     cols = list(COLUMNS)
     ref = h.loc[h["variant"] == variants[0], ["seed", "step"] + cols]
     h = h.merge(ref, on=["seed", "step"], how="left", suffixes=("", "_ref"), validate="many_to_one")
@@ -71,6 +72,24 @@ def loss_curves(hist: pd.DataFrame, task: str, variants) -> pd.DataFrame:
     order = {v: i for i, v in enumerate(variants)}
     return out.sort_values(["variant", "step"], key=lambda s: s.map(order) if s.name == "variant" else s,
                            ignore_index=True)
+
+
+FINAL_COLUMNS = ("test_acc", "train_loss", "test_loss", "gen_gap")
+
+
+def paired_finals(hist: pd.DataFrame, task: str, variants, boot: int = 20000) -> pd.DataFrame:
+    """Each variant after the first minus the first (the reference), paired over seeds: per seed the
+    final value (``ep_homeostasis.per_seed_final``, mean of the last three evaluations) of each of
+    FINAL_COLUMNS (gen_gap = final test loss − final training loss), then ``paired_difference``
+    (95 % bootstrap, whole seeds resampled). One row per (variant, column)."""
+    def final(v, col):
+        if col == "gen_gap":
+            return final(v, "test_loss") - final(v, "train_loss")
+        return E.per_seed_final(hist, task, v, col=col)
+
+    rows = [{"variant": v, "column": col, **E.paired_difference(final(v, col), final(variants[0], col), boot)}
+            for v in variants[1:] for col in FINAL_COLUMNS]
+    return pd.DataFrame(rows)
 
 
 def plot_loss_curves(curves: pd.DataFrame, out_path: str, title: str = ""):
@@ -117,8 +136,9 @@ def main(argv=None):
     ap.add_argument("--steps", nargs="+", type=int, default=[300, 1500, 2250, 3000, 4500],
                     help="steps printed in the table (those logged)")
     a = ap.parse_args(argv)
+    hist = pd.read_csv(a.history)
     try:
-        curves = loss_curves(pd.read_csv(a.history), a.task, a.variants)
+        curves = loss_curves(hist, a.task, a.variants)
     except ValueError as e:
         ap.error(str(e))
     if os.path.dirname(a.out):
@@ -133,6 +153,9 @@ def main(argv=None):
         print(show[cols].to_string(index=False))
     best = curves.loc[curves.groupby("variant", sort=False)["test_loss"].idxmin(), ["label", "step", "test_loss"]]
     print("lowest mean test loss:\n" + best.to_string(index=False))
+    with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
+        print(f"final (mean of the last three evaluations), minus {a.variants[0]}, paired over seeds:\n"
+              + paired_finals(hist, a.task, a.variants).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -284,7 +284,8 @@ def _loss_history():
             for v, dl, sym in (("sym", 0.0, np.nan), ("homeo5orth", 0.1, 0.8 + 0.01 * s)):
                 if v == "homeo5orth" and s == 3:
                     continue
-                rows.append({"task": "mnist1d", "variant": v, "seed": s, "step": t, "symmetry": sym,
+                rows.append({"task": "mnist1d", "variant": v, "seed": s, "step": t, "evaluations": t // 150 + 1,
+                             "symmetry": sym, "test_acc": 0.5 + 0.01 * s - dl / 10,
                              "train_loss": 1.0 - 0.001 * t + 0.05 * s + dl * s,
                              "test_loss": 1.5 - 0.001 * t + 0.05 * s + 2 * dl})
     return pd.DataFrame(rows)
@@ -304,6 +305,12 @@ def test_loss_curves_average_the_common_seeds_and_pair_differences_by_seed():
     assert h["a_over_s"] == pytest.approx(np.mean((1 - (0.8 + 0.01 * seeds)) / (0.8 + 0.01 * seeds)))
     s = c[c["variant"] == "sym"]
     assert (s["d_test_loss"] == 0).all() and s["symmetry"].isna().all()
+    f = LC.paired_finals(_loss_history(), "mnist1d", ["sym", "homeo5orth"], boot=200).set_index("column")
+    assert (f["n"] == 3).all() and (f["variant"] == "homeo5orth").all()
+    want = {"test_acc": -0.01, "train_loss": 0.1, "test_loss": 0.2, "gen_gap": 0.1}   # per seed: −0.01, 0.1·s, 0.2, 0.2 − 0.1·s
+    for col, d in want.items():
+        assert f.loc[col, "diff"] == pytest.approx(d)
+    assert f.loc["test_loss", "lo"] == pytest.approx(0.2) and f.loc["train_loss", "lo"] < 0.1 < f.loc["train_loss", "hi"]
 
 
 def test_loss_curves_script_writes_files_and_names_bad_input(tmp_path):
