@@ -324,3 +324,65 @@ def test_loss_curves_script_writes_files_and_names_bad_input(tmp_path):
     h = _loss_history()
     with pytest.raises(ValueError, match=r"1 seed\(s\) ran every variant"):     # homeostasis has seed 0 only
         LC.loss_curves(h[(h["variant"] == "sym") | (h["seed"] == 0)], "mnist1d", ["sym", "homeo5orth"])
+
+
+_lcp = Path(__file__).resolve().parent.parent / "experiments" / "ep_lambda_curve.py"
+_lcspec = importlib.util.spec_from_file_location("ep_lambda_curve_experiment", _lcp)
+LAM = importlib.util.module_from_spec(_lcspec)
+_lcspec.loader.exec_module(LAM)
+
+
+def _lambda_history():
+    """Seeds 0–3 (seed 3 lacks λ = 2). Per seed s: accuracy sym 0.6 + 0.01s, untied 0.5 + 0.01s,
+    λ5 0.59 + 0.01s (R = 0.9 exactly), λ2 0.55 + 0.02s; losses and symmetry known. The first logged
+    row of every run holds other values: the final is the mean of the last three rows only."""
+    acc = {"sym": lambda s: 0.6 + 0.01 * s, "untied": lambda s: 0.5 + 0.01 * s,
+           "homeo5orth": lambda s: 0.59 + 0.01 * s, "homeo2orth": lambda s: 0.55 + 0.02 * s}
+    rows = []
+    for v, f in acc.items():
+        for s in range(4):
+            if v == "homeo2orth" and s == 3:
+                continue
+            for e in range(4):
+                first = e == 0
+                rows.append({"task": "mnist1d", "variant": v, "seed": s, "step": 150 * e, "evaluations": e + 1,
+                             "test_acc": 0.1 if first else f(s), "train_loss": 9.0 if first else 0.5 + 0.1 * s,
+                             "test_loss": 9.0 if first else 1.0 + 0.1 * s + (0.05 if v == "homeo5orth" else 0.0),
+                             "symmetry": np.nan if v == "sym" else (0.2 if first else 0.9 + 0.01 * s)})
+    return pd.DataFrame(rows)
+
+
+def test_lambda_curve_pairs_each_lambda_with_the_reference_over_common_seeds():
+    lam = LAM.parse_lam(["homeo5orth=5", "untied=0", "homeo2orth=2"])
+    c = LAM.lambda_curve(_lambda_history(), "mnist1d", lam, boot=500).set_index("variant")
+    assert list(c.index) == ["untied", "homeo2orth", "homeo5orth", "sym"]        # sorted by λ, reference last
+    assert (c["n"] == 3).all()                                                     # seed 3 dropped
+    s = np.arange(3)
+    assert c.loc["homeo2orth", "test_acc"] == pytest.approx(np.mean(0.55 + 0.02 * s))
+    assert c.loc["homeo2orth", "d_test_acc"] == pytest.approx(np.mean(-0.05 + 0.01 * s))
+    assert c.loc["homeo2orth", "d_test_acc_lo"] < c.loc["homeo2orth", "d_test_acc"] < c.loc["homeo2orth", "d_test_acc_hi"]
+    assert c.loc["homeo5orth", "d_test_acc"] == pytest.approx(-0.01)
+    assert c.loc["homeo5orth", "d_test_acc_lo"] == pytest.approx(-0.01)          # the same difference in every seed
+    assert c.loc["homeo5orth", "d_gen_gap"] == pytest.approx(0.05) and c.loc["untied", "d_gen_gap"] == pytest.approx(0)
+    assert c.loc["homeo5orth", "symmetry"] == pytest.approx(0.91) and np.isnan(c.loc["sym", "symmetry"])
+    assert c.loc["homeo5orth", "R"] == pytest.approx(0.9) and c.loc["homeo5orth", "P_R80"] == 1.0
+    assert c.loc["homeo2orth", "R"] == pytest.approx(np.mean(0.05 + 0.01 * s) / 0.1)
+    assert np.isnan(c.loc["untied", "R"]) and np.isnan(c.loc["sym", "R"]) and np.isnan(c.loc["sym", "lam"])
+
+
+def test_lambda_curve_script_writes_files_and_names_bad_input(tmp_path):
+    p = tmp_path / "h.csv.gz"
+    _lambda_history().to_csv(p, index=False)
+    out = tmp_path / "o" / "lam"
+    LAM.main([str(p), "--lam", "untied=0", "homeo5orth=5", "--out", str(out)])
+    assert len(pd.read_csv(str(out) + ".csv")) == 3 and (out.parent / "lam.png").stat().st_size > 0
+    for bad in (["homeo5orth"], ["homeo5orth=-1"], ["=5"], ["homeo5orth=x"], ["untied=0", "untied=1"]):
+        with pytest.raises(ValueError, match="--lam"):
+            LAM.parse_lam(bad)
+    with pytest.raises(ValueError, match=r"lacks task 'mnist1d' variant\(s\) \['homeo20orth'\]"):
+        LAM.lambda_curve(_lambda_history(), "mnist1d", {"homeo20orth": 20.0})
+    h = _lambda_history()
+    with pytest.raises(ValueError, match=r"1 seed\(s\) ran every variant"):
+        LAM.lambda_curve(h[(h["variant"] != "homeo2orth") | (h["seed"] == 0)], "mnist1d", {"homeo2orth": 2.0})
+    with pytest.raises(SystemExit):                                                # argparse reports it, exit 2
+        LAM.main([str(p), "--lam", "untied=zero", "--out", str(out)])
