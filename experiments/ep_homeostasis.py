@@ -272,8 +272,27 @@ def gap_recovery(summary: pd.DataFrame, sym="sym", untied="untied", col="final_a
 
 
 def per_seed_final(hist: pd.DataFrame, task: str, variant: str, last: int = 3, col: str = "test_acc") -> pd.Series:
-    """``_final_by_seed`` of one task and variant of the history."""
+    """``_final_by_seed`` of one task and variant of the history; ``col="gen_gap"`` is the final test
+    loss minus the final training loss."""
+    if col == "gen_gap":
+        return (per_seed_final(hist, task, variant, last, "test_loss")
+                - per_seed_final(hist, task, variant, last, "train_loss"))
     return _final_by_seed(hist[(hist["task"] == task) & (hist["variant"] == variant)], last, col)
+
+
+def common_seeds(hist: pd.DataFrame, task: str, variants) -> list:
+    """The seeds of ``task`` that ran every one of ``variants``, sorted; a ValueError naming what is
+    missing when the history lacks a variant or fewer than two seeds ran them all (no interval)."""
+    h = hist[hist["task"] == task]
+    have = set(h["variant"])
+    if not set(variants) <= have:
+        raise ValueError(f"history lacks task {task!r} variant(s) {sorted(set(variants) - have)}; "
+                         f"it has {sorted(have)}")
+    seeds = sorted(set.intersection(*(set(h.loc[h["variant"] == v, "seed"]) for v in variants)))
+    if len(seeds) < 2:
+        raise ValueError(f"task {task!r}: {len(seeds)} seed(s) ran every variant of {list(variants)}; "
+                         "need ≥ 2 for an interval")
+    return seeds
 
 
 def _paired_seeds(finals, boot: int, seed: int):

@@ -62,14 +62,12 @@ def parse_lam(items) -> dict:
 
 
 def _finals(hist: pd.DataFrame, task: str, variant: str, seeds) -> dict:
-    """Per-seed final value of each column (NaN Series where the history lacks it)."""
+    """Per-seed final value of each of COLUMNS (a NaN Series where the history lacks its columns)."""
     out = {}
-    for col in ("test_acc", "train_loss", "test_loss", "symmetry"):
-        if col in hist:
-            out[col] = E.per_seed_final(hist, task, variant, col=col).loc[seeds]
-        else:
-            out[col] = pd.Series(np.nan, index=seeds)
-    out["gen_gap"] = out["test_loss"] - out["train_loss"]
+    for c in COLUMNS:
+        needs = ("test_loss", "train_loss") if c == "gen_gap" else (c,)
+        out[c] = (E.per_seed_final(hist, task, variant, col=c).loc[seeds] if set(needs) <= set(hist)
+                  else pd.Series(np.nan, index=seeds))
     return out
 
 
@@ -80,18 +78,12 @@ def lambda_curve(hist: pd.DataFrame, task: str, lam: dict, ref: str = "sym", boo
     λ = 0 variant, ``R``, ``R_lo``, ``R_hi``, ``P_R80`` (recovery of the accuracy gap)."""
     from neurozo.plotting.curves import mean_ci
 
-    h = hist[hist["task"] == task]
-    names = list(lam) + ([ref] if ref not in lam else [])
-    have = set(h["variant"])
-    if not set(names) <= have:
-        raise ValueError(f"history lacks task {task!r} variant(s) {sorted(set(names) - have)}; it has {sorted(have)}")
-    seeds = sorted(set.intersection(*(set(h.loc[h["variant"] == v, "seed"]) for v in names)))
-    if len(seeds) < 2:
-        raise ValueError(f"task {task!r}: {len(seeds)} seed(s) ran every variant of {names}; need ≥ 2 for an interval")
-    fin = {v: _finals(h, task, v, seeds) for v in names}
+    order = sorted(lam, key=lam.get) + ([ref] if ref not in lam else [])     # by λ, the reference last
+    seeds = E.common_seeds(hist, task, order)
+    fin = {v: _finals(hist, task, v, seeds) for v in order}
     zero = [v for v, x in lam.items() if x == 0]
     rows = []
-    for v in sorted(lam, key=lam.get) + ([ref] if ref not in lam else []):
+    for v in order:
         row = {"variant": v, "label": E.VARIANTS[v][0] if v in E.VARIANTS else v,
                "lam": lam.get(v, np.nan), "n": len(seeds)}
         for c in COLUMNS:

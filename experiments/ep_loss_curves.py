@@ -46,15 +46,8 @@ def loss_curves(hist: pd.DataFrame, task: str, variants) -> pd.DataFrame:
     variants = list(variants)
     if not variants:
         raise ValueError("--variants: name at least one variant")
-    h = hist[hist["task"] == task]
-    have = set(h["variant"])
-    if not set(variants) <= have:
-        raise ValueError(f"history lacks task {task!r} variant(s) {sorted(set(variants) - have)}; it has {sorted(have)}")
-    h = h[h["variant"].isin(variants)].copy()
-    seeds = set.intersection(*(set(g["seed"]) for _, g in h.groupby("variant")))
-    if len(seeds) < 2:
-        raise ValueError(f"task {task!r}: {len(seeds)} seed(s) ran every variant of {variants}; need ≥ 2 for an interval")
-    h = h[h["seed"].isin(seeds)]
+    seeds = E.common_seeds(hist, task, variants)
+    h = hist[(hist["task"] == task) & hist["variant"].isin(variants) & hist["seed"].isin(seeds)].copy()
     h["gen_gap"] = h["test_loss"] - h["train_loss"]
     if "symmetry" not in h:
         h["symmetry"] = np.nan
@@ -83,8 +76,6 @@ def paired_finals(hist: pd.DataFrame, task: str, variants, boot: int = 20000) ->
     FINAL_COLUMNS (gen_gap = final test loss − final training loss), then ``paired_difference``
     (95 % bootstrap, whole seeds resampled). One row per (variant, column)."""
     def final(v, col):
-        if col == "gen_gap":
-            return final(v, "test_loss") - final(v, "train_loss")
         return E.per_seed_final(hist, task, v, col=col)
 
     rows = [{"variant": v, "column": col, **E.paired_difference(final(v, col), final(variants[0], col), boot)}
