@@ -482,7 +482,7 @@ def plots(hist: pd.DataFrame, out_prefix: str):
 
 
 def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: dict | None = None,
-             diffs: dict | None = None) -> str:
+             diffs: dict | None = None, triples: dict | None = None) -> str:
     lines = ["| task | variant | steps | final test acc (mean ± 95% CI over seeds) | best | cos(EP, RBP), 2nd half | "
              "symmetry θ / device (end) | skipped | energy (mJ) |", "|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
@@ -513,7 +513,8 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
                 parts.append(f"symmetric − untied gap {100 * d['gap']:.1f} pp")
             else:
                 parts.append(f"untied hEP is not worse than symmetric ({100 * -d['gap']:+.1f} pp): no gap to recover")
-        lines.append(f"- {task}: " + "; ".join(parts) + ".")
+        if parts:
+            lines.append(f"- {task}: " + "; ".join(parts) + ".")
     for task, hs in (boots or {}).items():
         for h, b in hs.items():
             if b.get("n", 0) >= 2 and np.isfinite(b.get("R", np.nan)):
@@ -522,6 +523,15 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
                              f"(95% paired bootstrap over {b['n']} seeds: {100 * b['R_lo']:.0f} … "
                              f"{100 * b['R_hi']:.0f}%; P(R ≥ 80%) = {b['p_goal']:.2f}); gap {100 * b['gap']:.1f} pp "
                              f"({100 * b['gap_lo']:.1f} … {100 * b['gap_hi']:.1f}).")
+    for (task, vs, vu, vh), b in (triples or {}).items():
+        if b.get("n", 0) >= 2 and np.isfinite(b.get("R", np.nan)):
+            lines.append(f"- {task}: recovery by {VARIANTS[vh][0]} of the gap {VARIANTS[vs][0]} − {VARIANTS[vu][0]}: "
+                         f"{100 * b['R']:.0f}% (95% paired bootstrap over {b['n']} seeds: {100 * b['R_lo']:.0f} … "
+                         f"{100 * b['R_hi']:.0f}%; P(R ≥ 80%) = {b['p_goal']:.2f}); gap {100 * b['gap']:.1f} pp "
+                         f"({100 * b['gap_lo']:.1f} … {100 * b['gap_hi']:.1f}).")
+        elif b.get("n", 0) >= 2:
+            lines.append(f"- {task}: {VARIANTS[vs][0]} is not better than {VARIANTS[vu][0]} on average over "
+                         f"{b['n']} seeds: no gap to recover.")
     for (task, va, vb), d in (diffs or {}).items():
         if d.get("n", 0) >= 2:
             lines.append(f"- {task}: {VARIANTS[va][0]} − {VARIANTS[vb][0]} = {100 * d['diff']:+.2f} pp (95% paired "
@@ -589,6 +599,9 @@ def main(argv=None):
     ap.add_argument("--paired", nargs="+", default=[], metavar="A:B",
                     help="variant pairs whose per-seed difference of final accuracy is reported with a paired "
                          "bootstrap, e.g. homeo5orth_rec2:sym")
+    ap.add_argument("--recovery", nargs="+", default=[], metavar="SYM:UNTIED:HOMEO",
+                    help="variant triples whose gap recovery (HOMEO − UNTIED)/(SYM − UNTIED) is reported with a "
+                         "paired bootstrap, e.g. pcm_sym_all:pcm_untied_all:pcm_homeo_all")
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 5%% of the steps, digits only (smoke test; writes under results/)")
     a = ap.parse_args(argv)
@@ -635,7 +648,15 @@ def main(argv=None):
             ap.error(f"--paired {pair}: both variants must be among --variants")
         for task in a.tasks:
             diffs[(task, va, vb)] = paired_difference(per_seed_final(hist, task, va), per_seed_final(hist, task, vb))
-    md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots, diffs)
+    triples = {}
+    for spec in a.recovery:
+        parts = spec.split(":")
+        if len(parts) != 3 or not set(parts) <= set(a.variants):
+            ap.error(f"--recovery {spec}: give SYM:UNTIED:HOMEO, three variants among --variants")
+        for task in a.tasks:
+            triples[(task, *parts)] = recovery_bootstrap({k: per_seed_final(hist, task, v)
+                                                          for k, v in zip(("sym", "untied", "homeo"), parts)})
+    md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots, diffs, triples)
     with open(a.out + "_table.md", "w") as f:
         f.write(md + "\n")
     print(md)

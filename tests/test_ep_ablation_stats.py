@@ -148,6 +148,26 @@ def test_recovery_is_measured_from_each_variants_own_untied_baseline():
     assert E.untied_base("homeo5orth_rec2") == "untied_rec2" and E.untied_base("homeo5s50") == "untied"
 
 
+def test_recovery_of_any_variant_triple_is_reported_and_a_missing_gap_said():
+    """--recovery SYM:UNTIED:HOMEO (the PCM variants have their own tied reference): the markdown line
+    carries the exact R of noiseless seeds, and a triple whose 'symmetric' is worse says so."""
+    summary = pd.DataFrame({"task": "mnist1d", "variant": ["pcm_sym_all", "pcm_untied_all", "pcm_homeo_all"],
+                            "label": ["a", "b", "c"], "steps": 10, "final_acc": [0.45, 0.41, 0.44],
+                            "final_ci": 0.01, "best_acc": 0.46, "cos_grad (2nd half)": np.nan,
+                            "symmetry (end)": np.nan, "symmetry_device (end)": np.nan, "skipped": 0.0,
+                            "energy_mJ": 1.0})
+    f = _final([0.45, 0.46, 0.44], [0.41, 0.42, 0.40], [0.44, 0.45, 0.43])
+    ok = E.recovery_bootstrap(f, boot=500)
+    no = E.recovery_bootstrap(_final([0.40] * 3, [0.41] * 3, [0.42] * 3), boot=500)
+    triples = {("mnist1d", "pcm_sym_all", "pcm_untied_all", "pcm_homeo_all"): ok,
+               ("mnist1d", "pcm_sym", "pcm_untied", "pcm_homeo"): no}
+    md = E.markdown(summary, {"mnist1d": {}}, "cmd", 1.0, triples=triples)     # no sym/untied/bp: no task line
+    assert "recovery by pcm: untied hEP 90° + homeostasis, every example kept" in md
+    assert "75% (95% paired bootstrap over 3 seeds: 75 … 75%" in md
+    assert "pcm: tied hEP is not better than pcm: untied hEP 90° on average over 3 seeds" in md
+    assert "- mnist1d: ." not in md
+
+
 def test_paired_difference_is_exact_without_spread_and_uses_common_seeds():
     a = pd.Series([0.60, 0.55, 0.58, 0.9], index=[0, 1, 2, 7])
     b = pd.Series([0.58, 0.53, 0.56], index=[0, 1, 2])
