@@ -18,7 +18,7 @@ collapses), keeps θ at every logged row (a ``neurozo.run`` callback), and measu
   ends above ``--ideal-tol``: examples whose dynamics do not settle at all.
 * ``acc_ideal`` / ``acc_pcm``: the test accuracy of θ read noise-free and on PCM.
 
-    python experiments/ep_pcm_noise_floor.py --out docs/ep_pcm_noise_floor          # ≈ 5 min on 2 cores
+    python experiments/ep_pcm_noise_floor.py --out docs/ep_pcm_noise_floor          # 7–10 min here
     python experiments/ep_pcm_noise_floor.py --variant pcm_sym_all --out /tmp/f     # every example kept
 
 Writes OUT.csv (one row per logged θ) and OUT.png.
