@@ -137,6 +137,12 @@ VARIANTS = {
                        {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {"nonconverged": "report"}),
     "pcm_homeo_all": ("pcm: untied hEP 90° + homeostasis, every example kept", "pcm",
                       {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {"homeostasis": LAMBDA, "nonconverged": "report"}),
+    # the ideal substrate's best homeostasis setting on PCM: λ = 5, one block of N orthogonal probes (exact on an
+    # ideal substrate; here every J·ε is a noisy device read), every example kept
+    "pcm_homeo5orth_all": ("pcm: untied hEP 90° + homeostasis λ=5, N orthogonal draws, every example kept", "pcm",
+                           {"tied": False, "alpha": 90.0, "tol": PCM_TOL},
+                           {"homeostasis": 5 * LAMBDA, "homeostasis_samples": "N", "homeostasis_probes": "orthogonal",
+                            "nonconverged": "report"}),
 }
 
 
