@@ -128,23 +128,20 @@ VARIANTS = {
     "pcm_untied": ("pcm: untied hEP 90°", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {}),
     "pcm_homeo": ("pcm: untied hEP 90° + homeostasis", "pcm", {"tied": False, "alpha": 90.0, "tol": PCM_TOL},
                   {"homeostasis": LAMBDA}),
-    # the same three keeping every example (nonconverged="report"): PCM_TOL sits at the read-noise floor measured
-    # at the start, the floor scales with the arrays' max |W| (output noise and ADC range are relative to it), so
-    # the skip rule drops a growing share of each batch as training grows the weights (docs/ep_homeostasis.md)
-    "pcm_sym_all": ("pcm: tied hEP, every example kept", "pcm", {"tied": True, "tol": PCM_TOL},
-                    {"nonconverged": "report"}),
-    "pcm_untied_all": ("pcm: untied hEP 90°, every example kept", "pcm",
-                       {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {"nonconverged": "report"}),
-    "pcm_homeo_all": ("pcm: untied hEP 90° + homeostasis, every example kept", "pcm",
-                      {"tied": False, "alpha": 90.0, "tol": PCM_TOL}, {"homeostasis": LAMBDA, "nonconverged": "report"}),
-    # the ideal substrate's best homeostasis setting on PCM: λ = 5, one block of N orthogonal probes (exact on an
-    # ideal substrate; here every J·ε is a noisy device read), every example kept
-    "pcm_homeo5orth_all": ("pcm: untied hEP 90° + homeostasis λ=5, N orthogonal draws, every example kept", "pcm",
-                           {"tied": False, "alpha": 90.0, "tol": PCM_TOL},
-                           {"homeostasis": 5 * LAMBDA, "homeostasis_samples": "N", "homeostasis_probes": "orthogonal",
-                            "nonconverged": "report"}),
 }
 
+# pcm_sym_all, pcm_untied_all, pcm_homeo_all: the same three keeping every example (nonconverged="report"), the
+# only difference. PCM_TOL sits at the read-noise floor measured at the start, the floor scales with the arrays'
+# max |W| (output noise and ADC range are relative to it), so the skip rule drops a growing share of each batch
+# as training grows the weights (docs/ep_homeostasis.md)
+for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
+    _label, _sub, _mo, _lo = VARIANTS[_v]
+    VARIANTS[_v + "_all"] = (_label + ", every example kept", _sub, _mo, {**_lo, "nonconverged": "report"})
+del _v, _label, _sub, _mo, _lo
+# the ideal substrate's best homeostasis setting (homeo5orth: λ = 5, one block of N orthogonal probes, exact on an
+# ideal substrate; here every J·ε is a noisy device read) on the PCM untied network, every example kept
+VARIANTS["pcm_homeo5orth_all"] = ("pcm: " + VARIANTS["homeo5orth"][0] + ", every example kept", "pcm",
+                                  VARIANTS["pcm_untied"][2], {**VARIANTS["homeo5orth"][3], "nonconverged": "report"})
 
 #: the variants run when none are named (the first ablation); the later ones are asked for by name
 DEFAULT_VARIANTS = ("bp", "sym", "untied", "homeo", "homeo5", "pcm_sym_all", "pcm_untied_all")
@@ -350,6 +347,19 @@ def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: floa
             "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
 
 
+def recovery_of(hist: pd.DataFrame, task: str, sym: str, untied: str, homeo: str, **kw) -> dict:
+    """``recovery_bootstrap`` of the final accuracies of three variants of ``task`` in the history."""
+    return recovery_bootstrap({k: per_seed_final(hist, task, v)
+                               for k, v in (("sym", sym), ("untied", untied), ("homeo", homeo))}, **kw)
+
+
+def _recovery_text(b: dict) -> str:
+    """R with its interval, P(R ≥ 80 %) and the gap, as the tables print them."""
+    return (f"{100 * b['R']:.0f}% (95% paired bootstrap over {b['n']} seeds: {100 * b['R_lo']:.0f} … "
+            f"{100 * b['R_hi']:.0f}%; P(R ≥ 80%) = {b['p_goal']:.2f}); gap {100 * b['gap']:.1f} pp "
+            f"({100 * b['gap_lo']:.1f} … {100 * b['gap_hi']:.1f}).")
+
+
 RECOVERY_METRICS = {   # history column → (sign making "higher is better", unit shown, scale to that unit)
     "test_acc": (1.0, "pp", 100.0),
     "train_loss": (-1.0, "nats", 1.0),   # cross-entropy of the free phase on the minibatches since the last evaluation
@@ -533,16 +543,11 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
         for h, b in hs.items():
             if b.get("n", 0) >= 2 and np.isfinite(b.get("R", np.nan)):
                 base = "" if untied_base(h) == "untied" else f" (from {VARIANTS[untied_base(h)][0]})"
-                lines.append(f"- {task}, {VARIANTS[h][0].split('+ ')[-1]}: recovery{base} {100 * b['R']:.0f}% "
-                             f"(95% paired bootstrap over {b['n']} seeds: {100 * b['R_lo']:.0f} … "
-                             f"{100 * b['R_hi']:.0f}%; P(R ≥ 80%) = {b['p_goal']:.2f}); gap {100 * b['gap']:.1f} pp "
-                             f"({100 * b['gap_lo']:.1f} … {100 * b['gap_hi']:.1f}).")
+                lines.append(f"- {task}, {VARIANTS[h][0].split('+ ')[-1]}: recovery{base} {_recovery_text(b)}")
     for (task, vs, vu, vh), b in (triples or {}).items():
         if b.get("n", 0) >= 2 and np.isfinite(b.get("R", np.nan)):
             lines.append(f"- {task}: recovery by {VARIANTS[vh][0]} of the gap {VARIANTS[vs][0]} − {VARIANTS[vu][0]}: "
-                         f"{100 * b['R']:.0f}% (95% paired bootstrap over {b['n']} seeds: {100 * b['R_lo']:.0f} … "
-                         f"{100 * b['R_hi']:.0f}%; P(R ≥ 80%) = {b['p_goal']:.2f}); gap {100 * b['gap']:.1f} pp "
-                         f"({100 * b['gap_lo']:.1f} … {100 * b['gap_hi']:.1f}).")
+                         f"{_recovery_text(b)}")
         elif b.get("n", 0) >= 2:
             lines.append(f"- {task}: {VARIANTS[vs][0]} is not better than {VARIANTS[vu][0]} on average over "
                          f"{b['n']} seeds: no gap to recover.")
@@ -619,6 +624,17 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 5%% of the steps, digits only (smoke test; writes under results/)")
     a = ap.parse_args(argv)
+    pairs, trios = [], []             # checked before any run: a typo must not cost the runs
+    for pair in a.paired:
+        va, _, vb = pair.partition(":")
+        if va not in a.variants or vb not in a.variants:
+            ap.error(f"--paired {pair}: both variants must be among --variants")
+        pairs.append((va, vb))
+    for spec in a.recovery:
+        parts = spec.split(":")
+        if len(parts) != 3 or not set(parts) <= set(a.variants):
+            ap.error(f"--recovery {spec}: give SYM:UNTIED:HOMEO, three variants among --variants")
+        trios.append(tuple(parts))
     if a.quick:
         a.seeds, a.steps_scale, a.tasks = [0], 0.05, ["digits"]
         a.out = os.path.join(ROOT, "results", "ep_homeostasis_quick", "ep_homeostasis")
@@ -645,9 +661,7 @@ def main(argv=None):
     boots = {}
     for task in a.tasks:
         if "sym" in a.variants:
-            boots[task] = {h: recovery_bootstrap({"sym": per_seed_final(hist, task, "sym"),
-                                                  "untied": per_seed_final(hist, task, untied_base(h)),
-                                                  "homeo": per_seed_final(hist, task, h)})
+            boots[task] = {h: recovery_of(hist, task, "sym", untied_base(h), h)
                            for h in a.variants if h.startswith("homeo") and untied_base(h) in a.variants}
     curves = {(task, VARIANTS[h][0]): recovery_over_training(hist, task, h)
               for task, bs in boots.items() for h, b in bs.items() if b.get("n", 0) >= 2}
@@ -655,21 +669,9 @@ def main(argv=None):
         pd.concat([c.assign(task=t, label=lab) for (t, lab), c in curves.items()], ignore_index=True) \
             .to_csv(a.out + "_recovery.csv", index=False)
         plot_recovery(curves, a.out + "_recovery.png")
-    diffs = {}
-    for pair in a.paired:
-        va, _, vb = pair.partition(":")
-        if va not in a.variants or vb not in a.variants:
-            ap.error(f"--paired {pair}: both variants must be among --variants")
-        for task in a.tasks:
-            diffs[(task, va, vb)] = paired_difference(per_seed_final(hist, task, va), per_seed_final(hist, task, vb))
-    triples = {}
-    for spec in a.recovery:
-        parts = spec.split(":")
-        if len(parts) != 3 or not set(parts) <= set(a.variants):
-            ap.error(f"--recovery {spec}: give SYM:UNTIED:HOMEO, three variants among --variants")
-        for task in a.tasks:
-            triples[(task, *parts)] = recovery_bootstrap({k: per_seed_final(hist, task, v)
-                                                          for k, v in zip(("sym", "untied", "homeo"), parts)})
+    diffs = {(task, va, vb): paired_difference(per_seed_final(hist, task, va), per_seed_final(hist, task, vb))
+             for va, vb in pairs for task in a.tasks}
+    triples = {(task, *t): recovery_of(hist, task, *t) for t in trios for task in a.tasks}
     md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots, diffs, triples)
     with open(a.out + "_table.md", "w") as f:
         f.write(md + "\n")
