@@ -143,6 +143,16 @@ del _v, _label, _sub, _mo, _lo
 VARIANTS["pcm_homeo5orth_all"] = ("pcm: " + VARIANTS["homeo5orth"][0] + ", every example kept", "pcm",
                                   VARIANTS["pcm_untied"][2], {**VARIANTS["homeo5orth"][3], "nonconverged": "report"})
 
+# pcm_sym_rn, pcm_untied_rn, pcm_homeo_rn: the skip rule again, with the model's read-noise convergence test
+# (convergence="read_noise") instead of PCM_TOL: each relaxation measures its own floor from two extra reads at its
+# end state and an example is dropped only if its residual stands out of that floor (false-alarm rate 0.01 per
+# phase); tol is the ideal runs' (MODEL["tol"])
+for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
+    _label, _sub, _mo, _lo = VARIANTS[_v]
+    VARIANTS[_v + "_rn"] = (_label + ", read-noise convergence test", _sub,
+                            {**{k: v for k, v in _mo.items() if k != "tol"}, "convergence": "read_noise"}, _lo)
+del _v, _label, _sub, _mo, _lo
+
 #: the variants run when none are named (the first ablation); the later ones are asked for by name
 DEFAULT_VARIANTS = ("bp", "sym", "untied", "homeo", "homeo5", "pcm_sym_all", "pcm_untied_all")
 

@@ -16,6 +16,10 @@ collapses), keeps θ at every logged row (a ``neurozo.run`` callback), and measu
   (what training sees; an example stops relaxing the first time a noisy residual dips below ``tol``).
 * ``nonconv_ideal``: the fraction whose noise-free relaxation (ideal substrate, same θ, same T1 and dt)
   ends above ``--ideal-tol``: examples whose dynamics do not settle at all.
+* ``nonconv_pcm_rn``: the fraction the model's read-noise convergence test (``convergence="read_noise"``,
+  tol = ``--ideal-tol``, false-alarm rate ``noise_alpha`` = 0.01) flags on PCM after T1 steps: each
+  example's residual against tol and the floor measured from two extra reads at its end state
+  (``floor_rn_median``: the median floor). Meant to say "not settled" where ``nonconv_ideal`` does.
 * ``acc_ideal`` / ``acc_pcm``: the test accuracy of θ read noise-free and on PCM.
 
     python experiments/ep_pcm_noise_floor.py --out docs/ep_pcm_noise_floor          # 7–10 min here
@@ -46,21 +50,18 @@ from ep_homeostasis import VARIANTS, run_config  # noqa: E402
 
 def drive_noise(model, prog, x1, r, substrate, rng) -> float:
     """RMS read noise of every state unit's drive d_k = W_k·(x or r_{k−1}) + B_k·r_{k+1} at rates r, from two
-    reads of the same programmed arrays: RMS(d⁽¹⁾ − d⁽²⁾)/√2 over units and examples."""
-    sq, n = 0.0, 0
-    for k in range(model.L):
-        srcs = [(prog.fwd[k], x1 if k == 0 else r[k - 1])]
-        if k < model.L - 1:
-            srcs.append((prog.fbk[k], r[k + 1]))
-        d = sum(model.read(substrate, p, z, rng) for p, z in srcs) - \
-            sum(model.read(substrate, p, z, rng) for p, z in srcs)
-        sq += float(np.sum(d ** 2))
-        n += d.size
-    return float(np.sqrt(sq / n / 2.0))
+    reads of the same programmed arrays (``EnergyNet.read_noise_floor``): RMS(d⁽¹⁾ − d⁽²⁾)/√2 over units and
+    examples."""
+    s, _ = model.read_noise_floor(prog, x1, r, substrate, rng)
+    return float(np.sqrt(np.mean(s ** 2)))
 
 
 def measure(theta, b_pcm, b_ideal, x, y, ideal_tol: float, rng) -> dict:
+    from neurozo.models.energy import EnergyNet
+
     model, pcm, ideal = b_pcm.model, b_pcm.substrate, b_ideal.substrate
+    spec = {k: v for k, v in model.spec.items() if k != "name"}
+    m_rn = EnergyNet(**{**spec, "convergence": "read_noise", "tol": ideal_tol, "noise_alpha": 0.01})
     th = theta[None]
     with pcm.costs.paused(), ideal.costs.paused(), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -71,6 +72,7 @@ def measure(theta, b_pcm, b_ideal, x, y, ideal_tol: float, rng) -> dict:
         rel_p = model.relax(prog_p, x, pcm, rng)                 # as training sees it (early stop at tol)
         acc_p = float(np.mean(np.argmax(model.logits(prog_p, rel_p.r[-1], pcm, rng)[0], -1) == y))
         rel_p0 = model.relax(prog_p, x, pcm, rng, tol=0.0)       # no early stop: the floor itself
+        rel_rn = m_rn.relax(prog_p, x, pcm, rng)                  # the read-noise convergence test
         r_star = [np.ascontiguousarray(a) for a in rel_i.r]
         sig = drive_noise(model, prog_p, np.ascontiguousarray(x[None]), r_star, pcm, rng)
     arrays = [model.view(theta, f"W{k}") for k in range(model.L)] + \
@@ -81,6 +83,7 @@ def measure(theta, b_pcm, b_ideal, x, y, ideal_tol: float, rng) -> dict:
             "res_pcm_p90": float(np.quantile(rel_p0.residual, 0.9)),
             "nonconv_pcm": float(np.mean(~rel_p.converged)),
             "nonconv_ideal": float(np.mean(rel_i.residual > ideal_tol)),
+            "nonconv_pcm_rn": float(np.mean(~rel_rn.converged)), "floor_rn_median": float(np.median(rel_rn.floor)),
             "res_ideal_max": float(rel_i.residual.max()), "acc_ideal": acc_i, "acc_pcm": acc_p}
 
 
@@ -137,7 +140,7 @@ def main(argv=None):
     df.to_csv(a.out + ".csv", index=False)
     tol = b_pcm.model.tol
     cols = ["step", "max_w", "sigma_read", "sigma_per_maxw", "res_pcm_median", "nonconv_pcm", "nonconv_ideal",
-            "res_ideal_max", "acc_ideal", "acc_pcm", "skipped", "train_loss"]
+            "nonconv_pcm_rn", "res_ideal_max", "acc_ideal", "acc_pcm", "skipped", "train_loss"]
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     plot(df, tol, a)
 
@@ -159,6 +162,8 @@ def plot(df: pd.DataFrame, tol: float, a) -> None:
     ax[0].legend(fontsize=7, loc="upper left")
     ax[1].plot(df["step"], 100 * df["nonconv_pcm"], "o-", label="PCM, above tol (as training sees it)")
     ax[1].plot(df["step"], 100 * df["nonconv_ideal"], "s-", label=f"noise-free, same θ, above {a.ideal_tol:g}")
+    ax[1].plot(df["step"], 100 * df["nonconv_pcm_rn"], "^-",
+               label=f"PCM, read-noise test (tol {a.ideal_tol:g} + measured floor, α = 0.01)")
     ax[1].set(xlabel="training step", ylabel="% of test examples", title="not converged within T1")
     ax[1].legend(fontsize=7)
     ax[2].plot(df["step"], 100 * df["acc_pcm"], "o-", label="θ on PCM")

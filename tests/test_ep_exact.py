@@ -102,7 +102,7 @@ def test_rbp_equals_finite_difference_gradient(tied):
 def test_estimates_align_with_rbp_on_tied_nets(seed, sizes, estimator, beta, N):
     m, th, x, y, prog, free, rng = _setup(seed, sizes=sizes)
     delta, e = _rbp(m, th, free, prog, x, y, rng)
-    d, evals, res = ep_error(m, prog, x, y, free, SUB, rng, estimator, beta, N, T2=4000)
+    d, evals, res, _ = ep_error(m, prog, x, y, free, SUB, rng, estimator, beta, N, T2=4000)
     assert res.shape == (len(x),) and res.max() < 1e-12
     assert evals == (2 if estimator == "symmetric" else N)
     assert _cos(d, delta) >= 0.999
@@ -116,7 +116,7 @@ def test_continuous_time_hep_aligns_with_rbp():
     # of 400 → cos(2π/400) ≈ 0.9999), measured over the second period
     m, th, x, y, prog, free, rng = _setup(0)
     delta, _ = _rbp(m, th, free, prog, x, y, rng)
-    d, evals, _ = ep_error(m, prog, x, y, free, SUB, rng, "continuous", 0.5, 1, T2=400, periods=2)
+    d, evals, _, _ = ep_error(m, prog, x, y, free, SUB, rng, "continuous", 0.5, 1, T2=400, periods=2)
     assert evals == 4
     assert _cos(d, delta) >= 0.999
 

@@ -66,9 +66,13 @@ floor grows with the weights (output noise and ADC range are relative to each ar
 max |W|): a ``tol`` set at the floor measured at the start ends up below most examples'
 residuals once training has grown the weights, and ``"skip"`` then drops most of every
 batch — tied hEP on PCM fell from 40 % to 10 % on mnist1d that way, and kept 45 % with
-``"report"`` (docs/ep_homeostasis.md). On noisy substrates keep every example
+``"report"`` (docs/ep_homeostasis.md). On noisy substrates either keep every example
 (``"report"``) and read the logged residuals against the floor
-(experiments/ep_pcm_noise_floor.py measures it). (The continuous-time estimator's state
+(experiments/ep_pcm_noise_floor.py measures it), or give the model ``convergence="read_noise"``:
+each relaxation then measures its own floor with two extra reads at its end state and tests
+the residual against tol and that floor (``models.energy``), so "not converged" means "not
+settled beyond what the read noise explains" (``read_noise_free``/``noise_floor_free``: the
+batch's median σ̂ and floor). (The continuous-time estimator's state
 follows a rotating nudge and has no fixed point; its residual is logged, not tested.)
 """
 
@@ -186,31 +190,41 @@ def recurrent_backprop(model, theta: np.ndarray, u: List[np.ndarray], g_r: np.nd
     return delta, change, it
 
 
+def _bound(model) -> str:
+    """The convergence test's threshold, in words (for error messages)."""
+    if getattr(model, "convergence", "absolute") == "read_noise":
+        return f"√(tol² + read-noise floor²) (tol={model.tol:g}, noise_alpha={model.noise_alpha:g})"
+    return f"tol={model.tol:g}"
+
+
 #: relative change of the RBP iteration above which an example's δ counts as not converged
 RBP_ACCEPT = 1e-6
 
 
 def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: float, N: int, T2: int,
-             periods: int = 2) -> Tuple[List[np.ndarray], int, float]:
+             periods: int = 2) -> Tuple[List[np.ndarray], int, np.ndarray, np.ndarray]:
     """EP neuronal error d per layer (B, n_k) from the free state ``free`` (a ``Relaxation``).
 
-    Returns (d, evaluations used, per-example largest residual of the nudged phases (B,)).
+    Returns (d, evaluations used, per-example largest residual of the nudged phases (B,),
+    per-example "every nudged phase converged" (B,) by the model's convergence test).
     """
     r0 = [a[0] for a in free.r]
     res = np.zeros(len(x))
+    ok = np.ones(len(x), dtype=bool)
 
     def nudged(b, steps=T2, **kw):
-        nonlocal res
+        nonlocal res, ok
         rel = model.relax(prog, x, substrate, rng, steps=steps, u0=free.u, beta=b, y=y, **kw)
         res = np.maximum(res, rel.residual[0])
+        ok = ok & rel.converged[0]
         return [a[0] for a in rel.r]
 
     if estimator == "one_sided":
         rp = nudged(beta)
-        return [(a - b) / beta for a, b in zip(rp, r0)], 1, res
+        return [(a - b) / beta for a, b in zip(rp, r0)], 1, res, ok
     if estimator == "symmetric":
         rp, rm = nudged(beta), nudged(-beta)
-        return [(a - b) / (2 * beta) for a, b in zip(rp, rm)], 2, res
+        return [(a - b) / (2 * beta) for a, b in zip(rp, rm)], 2, res, ok
     if estimator == "holomorphic":
         rad = abs(beta)
         d = [np.zeros_like(a) for a in r0]
@@ -228,7 +242,7 @@ def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: floa
                 for dd, a, b in zip(d, rk, r0):
                     dd += 2.0 * ((a - b) / bk).real
                 evals += 2
-        return [dd / N for dd in d], evals, res
+        return [dd / N for dd in d], evals, res, ok
     if estimator == "continuous":
         total = T2 * periods
         t = np.arange(1, total + 1)
@@ -242,7 +256,7 @@ def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: floa
                     a += (rr[0] - b) / betas[step - 1]
 
         nudged(betas, steps=total, on_step=on_step)
-        return [a.real / T2 for a in acc], 2 * periods, res
+        return [a.real / T2 for a in acc], 2 * periods, res, ok
     raise ValueError(f"estimator={estimator!r} is unknown; allowed: {ESTIMATORS}")  # pragma: no cover
 
 
@@ -310,9 +324,12 @@ class EP(Learner):
         conv = free.converged[0]
         info["residual_free"] = free.max_residual
         info["nonconverged"] = float(1.0 - conv.mean())
+        if free.noise is not None:      # read-noise convergence test: the floor it allowed
+            info["read_noise_free"] = float(np.median(free.noise))
+            info["noise_floor_free"] = float(np.median(free.floor))
         if not conv.all() and p.nonconverged == "raise":
             raise RuntimeError(f"free relaxation did not converge within T1={model.T1}: residual "
-                               f"{free.max_residual:.3g} > tol={model.tol:g} for {int((~conv).sum())} examples")
+                               f"{free.max_residual:.3g} > {_bound(model)} for {int((~conv).sum())} examples")
 
         r0 = [a[0] for a in free.r]
         u0 = [a[0] for a in free.u]
@@ -334,19 +351,21 @@ class EP(Learner):
             conv = conv & rbp_ok
             res = None
             if nudged_rbp:      # hEP's nudged phases, only to find the examples hEP drops
-                _, used, res = ep_error(model, prog, x, y, free, sub, rng, "holomorphic", p.beta, p.N, p.T2)
+                _, used, res, ok_n = ep_error(model, prog, x, y, free, sub, rng, "holomorphic", p.beta, p.N,
+                                              p.T2)
                 problem.count(used)
         else:
-            d, used, res = ep_error(model, prog, x, y, free, sub, rng, p.estimator, p.beta, p.N, p.T2, p.periods)
+            d, used, res, ok_n = ep_error(model, prog, x, y, free, sub, rng, p.estimator, p.beta, p.N, p.T2,
+                                          p.periods)
             problem.count(used)
         if res is not None:
             info["residual_nudged"] = float(res.max())
             if p.estimator != "continuous":   # a rotating nudge keeps the state moving: no fixed point
-                ok = res <= model.tol
+                ok = ok_n
                 info["nonconverged_nudged"] = float(1.0 - ok.mean())
                 if not ok.all() and p.nonconverged == "raise":
                     raise RuntimeError(f"nudged relaxation did not converge within T2={p.T2}: residual "
-                                       f"{res.max():.3g} > tol={model.tol:g} for {int((~ok).sum())} examples")
+                                       f"{res.max():.3g} > {_bound(model)} for {int((~ok).sum())} examples")
                 conv = conv & ok
         keep = conv if p.nonconverged == "skip" else np.ones_like(conv)
         info["skipped"] = float(1.0 - keep.mean())

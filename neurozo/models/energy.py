@@ -20,6 +20,26 @@ the fixed-point iteration u ← W·r + b), all layers updated together, for at
 most T1 steps, stopping early once every example's residual
 ‖F(u)‖₂/√N (N state units) is below ``tol``. A relaxation that ends above
 ``tol`` is *not converged*: ``forward`` warns and ``relax`` reports it.
+Convergence on a noisy substrate (``convergence="read_noise"``). Every read of a device array
+carries fresh noise, so the residual cannot fall below a floor set by the read noise: with the
+drive of each unit read with noise of variance σ² per read and dt the Euler step, a settled state
+(linearised, the noise's feedback through φ neglected) is an exponential average of noisy drives,
+var(u) = dt·σ²/(2 − dt), and the residual F = d_t − u_{t−1} has E‖F‖²/N = c·σ̄², c = 2/(2 − dt)
+(≈ 1.15·σ̄ at dt = 0.5, measured 1.10–1.15·σ̄ on the PCM crossbar, docs/ep_homeostasis.md).
+In this mode the relaxation runs all its steps (a noisy residual that dips below a threshold
+once says nothing), then reads every drive twice more at the end rates r_T and estimates each
+example's read noise per layer, s_k² = ‖d⁽¹⁾_k − d⁽²⁾_k‖²/(2·n_k). An example is converged if
+
+    ‖F‖²/N ≤ tol² + q·c·s²,     s² = Σ_k n_k·s_k² / N,   q = F⁻¹_{ν,ν}(1 − noise_alpha)
+
+with ν = (Σ_k n_k s_k²)²/Σ_k n_k s_k⁴ the Satterthwaite degrees of freedom (N when every unit is
+equally noisy; complex states count real and imaginary parts as groups of their own): if the
+state has settled and the noise is Gaussian and homogeneous within each group,
+‖F‖²/(c·s²) is F(ν, ν)-distributed, so a settled example is flagged with probability
+≈ noise_alpha, and an example whose dynamics have not settled is flagged when its excess
+residual stands out of the noise. On a noise-free substrate s = 0 and the test is the absolute
+one, ‖F‖/√N ≤ tol. The two extra reads are device reads and count in the costs.
+
 In a layered network W_rec couples only neighbouring layers (a bipartite
 graph), so the spectrum of W_rec·diag(φ') is symmetric about 0: an example
 near marginal stability also has an eigenvalue near −1, where the dt = 1
@@ -52,6 +72,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
+from scipy import stats
 
 from kernels import ep as ep_k
 
@@ -86,24 +107,46 @@ class Relaxation:
     residual: np.ndarray    # ‖F(u)‖₂/√N per example at the last step
     steps: int
     tol: float
+    #: read-noise mode only (else None): σ̂ = s per example (P, B) from two reads at the end rates,
+    #: and the floor √(q·c)·s the residual may reach by noise alone (see EnergyNet)
+    noise: Optional[np.ndarray] = None
+    floor: Optional[np.ndarray] = None
 
     @property
     def converged(self) -> np.ndarray:
-        return self.residual <= self.tol
+        if self.floor is None:
+            return self.residual <= self.tol
+        return self.residual ** 2 <= self.tol ** 2 + self.floor ** 2
+
+    @property
+    def threshold(self) -> np.ndarray:
+        """The residual each example had to reach: tol, or √(tol² + floor²) in read-noise mode."""
+        if self.floor is None:
+            return np.full(self.residual.shape, self.tol)
+        return np.sqrt(self.tol ** 2 + self.floor ** 2)
 
     @property
     def max_residual(self) -> float:
         return float(np.max(self.residual)) if self.residual.size else 0.0
 
 
-@registry.register("energy")
+CONVERGENCE = ["absolute", "read_noise"]
+
+
+# runs stored before the convergence test had a read-noise mode keep their keys
+@registry.register("energy", added={"convergence": "absolute", "noise_alpha": 0.01})
 class EnergyNet(Model):
     """Layered recurrent (EP) network: sizes [n_in, hidden..., n_out] (all but n_in are state
-    layers; a linear softmax readout n_out → n_out gives the logits), flat θ."""
+    layers; a linear softmax readout n_out → n_out gives the logits), flat θ.
+
+    ``convergence``: "absolute" (‖F‖/√N ≤ tol, early stop per example) or "read_noise" (the
+    residual is tested against tol and the read-noise floor measured at the end, with false-alarm
+    rate ``noise_alpha`` for a settled example; no early stop) — see the module docstring."""
 
     def __init__(self, sizes: Sequence[int] = (64, 128, 10), activation: str = "ep_sigmoid",
                  tied: bool = True, alpha: float = 0.0, init_scale: float = 1.0, T1: int = 150,
-                 dt: float = 1.0, tol: float = 1e-5):
+                 dt: float = 1.0, tol: float = 1e-5, convergence: str = "absolute",
+                 noise_alpha: float = 0.01):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             fail("sizes", sizes, "must list at least two widths [n_in, hidden..., n_out], e.g. [64, 128, 10]")
         self.sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
@@ -117,8 +160,12 @@ class EnergyNet(Model):
         self.T1 = check_int("T1", T1, 1)
         self.dt = check_float("dt", dt, 0, 1, lo_open=True)
         self.tol = check_float("tol", tol, 0)
+        self.convergence = check_choice("convergence", convergence, CONVERGENCE)
+        self.noise_alpha = check_float("noise_alpha", noise_alpha, 0, 0.5, lo_open=True, hi_open=True)
         self._params = {"sizes": list(self.sizes), "activation": activation, "tied": tied, "alpha": alpha,
                         "init_scale": init_scale, "T1": T1, "dt": dt, "tol": tol}
+        if convergence != "absolute" or noise_alpha != 0.01:      # stored runs keep their specs
+            self._params.update(convergence=convergence, noise_alpha=noise_alpha)
         self.state_sizes = self.sizes[1:]
         self.L = len(self.state_sizes)
         self.n_state = int(sum(self.state_sizes))
@@ -311,6 +358,49 @@ class EnergyNet(Model):
         return out
 
     # ------------------------------------------------------------- relaxation
+    def drives(self, prog: Programmed, x: np.ndarray, r: Sequence[np.ndarray], substrate, rng, beta=0.0,
+               y: Optional[np.ndarray] = None) -> List[np.ndarray]:
+        """Every state layer's drive at rates r (per layer (P, B, n_k)), read on the substrate:
+
+            d_k = W_k·(x or r_{k−1}) + B_k·r_{k+1} + b_k,     F_k(u) = d_k − u_k
+            d_{L−1} += β·Vᵀ·(softmax(V·r_{L−1} + c) − onehot(y))         (β ≠ 0: needs y)
+
+        x is (1 or P, B, n_in). Reads in the relaxation's order: per layer the forward array, then the
+        feedback array; then the readout and its transpose for the nudge."""
+        out = []
+        for k in range(self.L):
+            d = self.read(substrate, prog.fwd[k], x if k == 0 else r[k - 1], rng) + prog.b[k]
+            if k < self.L - 1:
+                d = d + self.read(substrate, prog.fbk[k], r[k + 1], rng)
+            out.append(d)
+        if beta != 0:
+            _, _, g = self.output_error(prog, r[-1], y, substrate, rng)
+            out[-1] = out[-1] + beta * g
+        return out
+
+    def read_noise_floor(self, prog: Programmed, x: np.ndarray, r: Sequence[np.ndarray], substrate, rng,
+                         beta=0.0, y: Optional[np.ndarray] = None):
+        """(σ̂, floor) per example (P, B) from two reads of every drive at rates r (module docstring):
+        σ̂² = s² = Σ_k n_k·s_k²/N with s_k² = ‖d⁽¹⁾_k − d⁽²⁾_k‖²/(2·n_k), floor = √(q·c)·σ̂, c = 2/(2 − dt),
+        q = F⁻¹_{ν,ν}(1 − noise_alpha) with ν the Satterthwaite degrees of freedom over the groups of
+        equally noisy components: each layer, and for complex states each layer's real and imaginary
+        parts apart (the input x is real, so the first layer's imaginary drive has one noisy read
+        fewer than its real drive). Both are 0 on a noise-free substrate."""
+        d1 = self.drives(prog, x, r, substrate, rng, beta, y)
+        d2 = self.drives(prog, x, r, substrate, rng, beta, y)
+        groups = []                    # (n·s² of the group per example (P, B), n components)
+        for a, b, n in zip(d1, d2, self.state_sizes):
+            diff = a - b
+            parts = (diff.real, diff.imag) if np.iscomplexobj(diff) else (diff,)
+            groups += [(np.sum(p * p, axis=-1) / 2.0, n) for p in parts]
+        tot = sum(g for g, _ in groups)
+        sq = sum(g * g / n for g, n in groups)                                         # Σ n·s⁴
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nu = np.where(sq > 0, tot * tot / np.where(sq > 0, sq, 1.0), float(sum(n for _, n in groups)))
+        q = stats.f.ppf(1.0 - self.noise_alpha, nu, nu)
+        s2 = tot / self.n_state
+        return np.sqrt(s2), np.sqrt(q * 2.0 / (2.0 - self.dt) * s2)
+
     def relax(self, prog: Programmed, x: np.ndarray, substrate, rng, steps: Optional[int] = None,
               u0: Optional[Sequence[np.ndarray]] = None, beta=0.0, y: Optional[np.ndarray] = None,
               complex_state: bool = False, tol: Optional[float] = None,
@@ -321,7 +411,9 @@ class EnergyNet(Model):
         (continuous-time hEP); a nonzero β needs labels ``y``. ``on_step(t, r)`` is called after
         every step with the new rates (no early stop then). Early stop per example: an example
         whose residual is ≤ tol (default the model's) stops relaxing (is no longer read or
-        updated, nor counted in the costs); the loop ends when none is left.
+        updated, nor counted in the costs); the loop ends when none is left. With
+        ``convergence="read_noise"`` there is no early stop: all steps run, then
+        ``read_noise_floor`` at the end rates (with the last step's β) gives each example's floor.
         """
         steps = self.T1 if steps is None else check_int("steps", steps, 1)
         tol = self.tol if tol is None else tol
@@ -347,7 +439,7 @@ class EnergyNet(Model):
         x1 = np.ascontiguousarray(x[None], dtype=np.float64)
         y = None if y is None else np.asarray(y)
         res = np.zeros((P, B))        # squared residual of every example's last step
-        early = on_step is None
+        early = on_step is None and self.convergence == "absolute"
         active = np.arange(B)         # examples still relaxing (early stop is per example)
         N = self.n_state
         t = 0
@@ -360,16 +452,8 @@ class EnergyNet(Model):
             else:
                 uu, rr, xx, yy = u, r, x1, y
             nb = uu[0].shape[1]
-            drives = []
-            for k in range(self.L):
-                d = self.read(substrate, prog.fwd[k], xx if k == 0 else rr[k - 1], rng) + prog.b[k]
-                if k < self.L - 1:
-                    d = d + self.read(substrate, prog.fbk[k], rr[k + 1], rng)
-                drives.append(d)
-            bt = betas[t - 1] if per_step else betas
-            if nudged and bt != 0:
-                _, _, g = self.output_error(prog, rr[-1], yy, substrate, rng)
-                drives[-1] = drives[-1] + bt * g
+            bt = (betas[t - 1] if per_step else betas) if nudged else 0.0
+            drives = self.drives(prog, xx, rr, substrate, rng, bt, yy)
             rs = np.zeros((P, nb))
             for k in range(self.L):
                 ep_k.relax_update(uu[k], np.ascontiguousarray(drives[k], dtype=dtype), rr[k], rs, self.dt,
@@ -389,7 +473,11 @@ class EnergyNet(Model):
                 active = active[~done] if part else np.arange(B)[~done]
                 if len(active) == 0:
                     break
-        return Relaxation(u, r, np.sqrt(res / self.n_state), t, tol)
+        noise = floor = None
+        if self.convergence == "read_noise":
+            bt = (betas[t - 1] if per_step else betas) if nudged else 0.0
+            noise, floor = self.read_noise_floor(prog, x1, r, substrate, rng, bt, y)
+        return Relaxation(u, r, np.sqrt(res / self.n_state), t, tol, noise, floor)
 
     def forward(self, population, x, substrate, rng):
         """Free relaxation (T1 steps) of every member, then the readout: logits (P, B, C).
@@ -404,8 +492,10 @@ class EnergyNet(Model):
         rel = self.relax(prog, x, substrate, rng)
         self.last_relaxation = rel
         if not rel.converged.all():
+            bound = (f"tol={self.tol:g}" if rel.floor is None else
+                     f"√(tol² + read-noise floor²) (tol={self.tol:g}, median floor {np.median(rel.floor):.3g})")
             warnings.warn(f"free relaxation did not converge within T1={self.T1} steps: residual "
-                          f"‖F(u)‖/√N = {rel.max_residual:.3g} > tol={self.tol:g} for "
+                          f"‖F(u)‖/√N = {rel.max_residual:.3g} > {bound} for "
                           f"{int((~rel.converged).sum())} of {rel.residual.size} examples",
                           RuntimeWarning, stacklevel=2)
         return self.logits(prog, rel.r[-1], substrate, rng)
