@@ -152,6 +152,12 @@ for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
     VARIANTS[_v + "_rn"] = (_label + ", read-noise convergence test", _sub,
                             {**{k: v for k, v in _mo.items() if k != "tol"}, "convergence": "read_noise"}, _lo)
 del _v, _label, _sub, _mo, _lo
+# pcm_*_rnall: the read-noise test's relaxation (all T1/T2 steps, no early stop) with every example kept — between
+# pcm_*_all (early stop at PCM_TOL, every example kept) and pcm_*_rn (no early stop, flagged examples dropped)
+for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
+    _label, _sub, _mo, _lo = VARIANTS[_v + "_rn"]
+    VARIANTS[_v + "_rnall"] = (_label + ", every example kept", _sub, _mo, {**_lo, "nonconverged": "report"})
+del _v, _label, _sub, _mo, _lo
 
 #: the variants run when none are named (the first ablation); the later ones are asked for by name
 DEFAULT_VARIANTS = ("bp", "sym", "untied", "homeo", "homeo5", "pcm_sym_all", "pcm_untied_all")

@@ -20,6 +20,7 @@ the fixed-point iteration u ← W·r + b), all layers updated together, for at
 most T1 steps, stopping early once every example's residual
 ‖F(u)‖₂/√N (N state units) is below ``tol``. A relaxation that ends above
 ``tol`` is *not converged*: ``forward`` warns and ``relax`` reports it.
+
 Convergence on a noisy substrate (``convergence="read_noise"``). Every read of a device array
 carries fresh noise, so the residual cannot fall below a floor set by the read noise: with the
 drive of each unit read with noise of variance σ² per read and dt the Euler step, a settled state
