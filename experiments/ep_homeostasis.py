@@ -469,6 +469,14 @@ def paired_difference(a: pd.Series, b: pd.Series, boot: int = 20000, seed: int =
     return {"n": len(d), "diff": float(d.mean()), "lo": float(lo), "hi": float(hi)}
 
 
+def contrast_of(hist: pd.DataFrame, task: str, va: str, vb: str, vc: str, vd: str, **kw) -> dict:
+    """Difference of differences (A − B) − (C − D) of the final accuracy, per seed over the seeds that ran
+    all four, with ``paired_difference``'s bootstrap: e.g. whether homeostasis gains more over untied hEP in
+    one setting (A, B) than in another (C, D)."""
+    f = {v: per_seed_final(hist, task, v) for v in (va, vb, vc, vd)}
+    return paired_difference((f[va] - f[vb]).dropna(), (f[vc] - f[vd]).dropna(), **kw)
+
+
 def plots(hist: pd.DataFrame, out_prefix: str):
     import matplotlib
 
@@ -522,7 +530,7 @@ def plots(hist: pd.DataFrame, out_prefix: str):
 
 
 def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: dict | None = None,
-             diffs: dict | None = None, triples: dict | None = None) -> str:
+             diffs: dict | None = None, triples: dict | None = None, contrasts: dict | None = None) -> str:
     lines = ["| task | variant | steps | final test acc (mean ± 95% CI over seeds) | best | cos(EP, RBP), 2nd half | "
              "symmetry θ / device (end) | skipped | energy (mJ) |", "|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
@@ -571,6 +579,11 @@ def markdown(summary: pd.DataFrame, rec: dict, cmd: str, elapsed: float, boots: 
         if d.get("n", 0) >= 2:
             lines.append(f"- {task}: {VARIANTS[va][0]} − {VARIANTS[vb][0]} = {100 * d['diff']:+.2f} pp (95% paired "
                          f"bootstrap over {d['n']} seeds: {100 * d['lo']:+.2f} … {100 * d['hi']:+.2f}).")
+    for (task, va, vb, vc, vd), d in (contrasts or {}).items():
+        if d.get("n", 0) >= 2:
+            lines.append(f"- {task}: ({VARIANTS[va][0]} − {VARIANTS[vb][0]}) − ({VARIANTS[vc][0]} − {VARIANTS[vd][0]}) "
+                         f"= {100 * d['diff']:+.2f} pp (95% paired bootstrap over {d['n']} seeds: "
+                         f"{100 * d['lo']:+.2f} … {100 * d['hi']:+.2f}).")
     lines += ["", f"Command: `{cmd}`  ", f"Machine: {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()}-CPU machine; date {datetime.date.today()}; wall time {elapsed / 60:.0f} min."]
     return "\n".join(lines)
@@ -637,6 +650,9 @@ def main(argv=None):
     ap.add_argument("--recovery", nargs="+", default=[], metavar="SYM:UNTIED:HOMEO",
                     help="variant triples whose gap recovery (HOMEO − UNTIED)/(SYM − UNTIED) is reported with a "
                          "paired bootstrap, e.g. pcm_sym_all:pcm_untied_all:pcm_homeo_all")
+    ap.add_argument("--contrast", nargs="+", default=[], metavar="A:B:C:D",
+                    help="difference of differences (A − B) − (C − D) of final accuracy, paired by seed, e.g. "
+                         "pcm_homeo_rn:pcm_untied_rn:pcm_homeo_all:pcm_untied_all")
     ap.add_argument("--quick", action="store_true",
                     help="1 seed, 5%% of the steps, digits only (smoke test; writes under results/)")
     a = ap.parse_args(argv)
@@ -651,6 +667,12 @@ def main(argv=None):
         if len(parts) != 3 or not set(parts) <= set(a.variants):
             ap.error(f"--recovery {spec}: give SYM:UNTIED:HOMEO, three variants among --variants")
         trios.append(tuple(parts))
+    quads = []
+    for spec in a.contrast:
+        parts = spec.split(":")
+        if len(parts) != 4 or not set(parts) <= set(a.variants):
+            ap.error(f"--contrast {spec}: give A:B:C:D, four variants among --variants")
+        quads.append(tuple(parts))
     if a.quick:
         a.seeds, a.steps_scale, a.tasks = [0], 0.05, ["digits"]
         a.out = os.path.join(ROOT, "results", "ep_homeostasis_quick", "ep_homeostasis")
@@ -688,7 +710,8 @@ def main(argv=None):
     diffs = {(task, va, vb): paired_difference(per_seed_final(hist, task, va), per_seed_final(hist, task, vb))
              for va, vb in pairs for task in a.tasks}
     triples = {(task, *t): recovery_of(hist, task, *t) for t in trios for task in a.tasks}
-    md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots, diffs, triples)
+    contrasts = {(task, *q): contrast_of(hist, task, *q) for q in quads for task in a.tasks}
+    md = markdown(summary, rec, cmd.strip(), time.time() - t0, boots, diffs, triples, contrasts)
     with open(a.out + "_table.md", "w") as f:
         f.write(md + "\n")
     print(md)

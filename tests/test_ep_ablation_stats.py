@@ -179,6 +179,40 @@ def test_paired_difference_is_exact_without_spread_and_uses_common_seeds():
     assert noisy["lo"] < noisy["diff"] < noisy["hi"] and noisy["hi"] - noisy["lo"] < 4 * 1.96 * 0.01 / np.sqrt(40)
 
 
+def test_contrast_is_the_exact_difference_of_differences_over_common_seeds():
+    """--contrast A:B:C:D: (A − B) − (C − D) per seed, only seeds that ran all four, exact without spread;
+    the markdown line names the four variants and carries the figure."""
+    rows = []
+    for s in (0, 1, 2, 3):
+        for v, acc in (("pcm_homeo_rn", 0.45), ("pcm_untied_rn", 0.46), ("pcm_homeo_all", 0.44),
+                       ("pcm_untied_all", 0.42)):
+            if s == 3 and v == "pcm_homeo_all":
+                continue                              # seed 3 lacks one variant: left out
+            rows += [{"task": "mnist1d", "variant": v, "seed": s, "step": t, "evaluations": t,
+                      "test_acc": acc + 0.01 * s} for t in (0, 10, 20, 30)]
+    hist = pd.DataFrame(rows)
+    q = ("pcm_homeo_rn", "pcm_untied_rn", "pcm_homeo_all", "pcm_untied_all")
+    d = E.contrast_of(hist, "mnist1d", *q, boot=500)
+    assert d["n"] == 3 and d["diff"] == pytest.approx(-0.03)
+    assert d["lo"] == pytest.approx(-0.03) and d["hi"] == pytest.approx(-0.03)
+    summary = pd.DataFrame(columns=["task", "label", "steps", "final_acc", "final_ci", "best_acc",
+                                    "cos_grad (2nd half)", "symmetry (end)", "symmetry_device (end)", "skipped",
+                                    "energy_mJ"])
+    md = E.markdown(summary, {}, "cmd", 1.0, contrasts={("mnist1d", *q): d})
+    assert ("(pcm: untied hEP 90° + homeostasis, read-noise convergence test − pcm: untied hEP 90°, read-noise "
+            "convergence test) − (") in md
+    assert "= -3.00 pp (95% paired bootstrap over 3 seeds: -3.00 … -3.00)" in md
+
+
+def test_contrast_and_paired_arguments_are_checked_before_any_run(capsys):
+    for bad in (["--contrast", "pcm_homeo_rn:pcm_untied_rn:pcm_homeo_all"],
+                ["--contrast", "pcm_homeo_rn:pcm_untied_rn:pcm_homeo_all:nope"]):
+        with pytest.raises(SystemExit):
+            E.main(["--tasks", "mnist1d", "--variants", "pcm_homeo_rn", "pcm_untied_rn", "pcm_homeo_all",
+                    "--store", "/nonexistent/store"] + bad)
+        assert "--contrast" in capsys.readouterr().err
+
+
 def _history(r_of_step, seeds=(0, 1, 2, 3), steps=(0, 150, 300, 450, 600, 750), gap=0.04, task="mnist1d"):
     """Noiseless histories: untied acc a_s(t), symmetric a_s(t) + gap, homeostasis a_s(t) + r(t)·gap."""
     rows = []
