@@ -16,11 +16,15 @@ Variants (one layered recurrent network per task, ``energy`` model, holomorphic 
     pcm tied hEP       tied θ, but forward and feedback are separate PCM conductances: programming
                        noise makes them asymmetric (the experiment no anchor has); every read noisy
     pcm untied hEP 90° untied α = 90° on PCM, without and with homeostasis (J·ε read on the device)
-    … every example kept  the PCM variants with ``nonconverged="report"`` (``pcm_*_all``, the default
-                       ones): on PCM the relaxation's residual floor is the read noise, which grows with
-                       max |W| during training, so skipping "non-converged" examples at a fixed tol drops
-                       most of each batch late in training and the run collapses (pcm_sym, pcm_untied,
-                       pcm_homeo keep the skip rule: the first table's rows)
+    … every example kept  the PCM variants with ``nonconverged="report"`` (``pcm_*_all``): on PCM the
+                       relaxation's residual floor is the read noise, which grows with max |W| during
+                       training, so skipping "non-converged" examples at a fixed tol drops most of each
+                       batch late in training and the run collapses (pcm_sym, pcm_untied, pcm_homeo keep
+                       the skip rule: the first table's rows)
+    … read-noise test  the PCM variants with the model's ``convergence="read_noise"`` (``pcm_*_rn``, the
+                       default ones): every relaxation runs to its end and an example is skipped only if
+                       its residual stands out of the read-noise floor it measures (``pcm_*_rnall``: the
+                       same, every example kept)
 
 Every variant gets the same number of training steps (the budget is steps × the learner's
 evaluations per step: BP 2, BP on hEP's examples 6, hEP N = 4 5). Each step logs the RBP
@@ -33,8 +37,8 @@ docs/ep_homeostasis_history.csv.gz (every logged row) and docs/ep_homeostasis_al
 docs/ep_homeostasis_curves.png. Runs are stored under --store and skipped when present, so an
 interrupted run resumes.
 
-    python experiments/ep_homeostasis.py                      # 2 tasks × 6 variants × 3 seeds
-    python experiments/ep_homeostasis.py --variants pcm_homeo_all   # + homeostasis on the device
+    python experiments/ep_homeostasis.py                      # 2 tasks × 7 variants × 3 seeds
+    python experiments/ep_homeostasis.py --variants pcm_homeo_rn    # + homeostasis on the device
     python experiments/ep_homeostasis.py --quick              # 1 seed, few steps: a smoke test
     python experiments/ep_homeostasis.py --tasks digits --variants bp sym untied homeo
     python experiments/ep_homeostasis.py --tasks digits --variants bp sym untied homeo \
@@ -160,7 +164,7 @@ for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
 del _v, _label, _sub, _mo, _lo
 
 #: the variants run when none are named (the first ablation); the later ones are asked for by name
-DEFAULT_VARIANTS = ("bp", "sym", "untied", "homeo", "homeo5", "pcm_sym_all", "pcm_untied_all")
+DEFAULT_VARIANTS = ("bp", "sym", "untied", "homeo", "homeo5", "pcm_sym_rn", "pcm_untied_rn")
 
 #: the untied baseline of each homeostasis variant's recovery (default "untied"): same learning rule but λ = 0
 UNTIED_BASE = {"homeo5orth_rec2": "untied_rec2", "homeo5orth_a0": "untied_a0"}
