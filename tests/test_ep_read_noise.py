@@ -13,7 +13,7 @@ import pytest
 
 import neurozo
 from neurozo.learners.ep import ep_error
-from neurozo.models.energy import EnergyNet
+from neurozo.models.energy import ADDED, EnergyNet
 from neurozo.substrates.base import Substrate
 from neurozo.substrates.ideal import FloatSynapse, RateNeuron
 
@@ -166,3 +166,8 @@ def test_default_spec_keeps_stored_keys():
     assert "convergence" not in neurozo.models.get("energy").registry_spec
     assert neurozo.models.get("energy", convergence="read_noise").registry_spec["convergence"] == "read_noise"
     assert neurozo.models.get("energy", noise_alpha=0.05).registry_spec["noise_alpha"] == 0.05
+    # a model built directly leaves out the same added parameters as the registry does
+    for kw in ({}, {"convergence": "read_noise"}, {"noise_alpha": 0.05},
+               {"convergence": "read_noise", "noise_alpha": 0.2}):
+        direct, reg = EnergyNet(**kw).spec, neurozo.models.get("energy", **kw).registry_spec
+        assert {k: direct.get(k) for k in ADDED} == {k: reg.get(k) for k in ADDED}

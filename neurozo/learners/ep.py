@@ -194,13 +194,6 @@ def recurrent_backprop(model, theta: np.ndarray, u: List[np.ndarray], g_r: np.nd
     return delta, change, it
 
 
-def _bound(model) -> str:
-    """The convergence test's threshold, in words (for error messages)."""
-    if getattr(model, "convergence", "absolute") == "read_noise":
-        return f"√(tol² + read-noise floor²) (tol={model.tol:g}, noise_alpha={model.noise_alpha:g})"
-    return f"tol={model.tol:g}"
-
-
 #: relative change of the RBP iteration above which an example's δ counts as not converged
 RBP_ACCEPT = 1e-6
 
@@ -333,7 +326,8 @@ class EP(Learner):
             info["noise_floor_free"] = float(np.median(free.floor))
         if not conv.all() and p.nonconverged == "raise":
             raise RuntimeError(f"free relaxation did not converge within T1={model.T1}: residual "
-                               f"{free.max_residual:.3g} > {_bound(model)} for {int((~conv).sum())} examples")
+                               f"{free.max_residual:.3g} > {model.convergence_bound(free.floor)} for "
+                               f"{int((~conv).sum())} examples")
 
         r0 = [a[0] for a in free.r]
         u0 = [a[0] for a in free.u]
@@ -365,12 +359,12 @@ class EP(Learner):
         if res is not None:
             info["residual_nudged"] = float(res.max())
             if p.estimator != "continuous":   # a rotating nudge keeps the state moving: no fixed point
-                ok = ok_n
-                info["nonconverged_nudged"] = float(1.0 - ok.mean())
-                if not ok.all() and p.nonconverged == "raise":
+                info["nonconverged_nudged"] = float(1.0 - ok_n.mean())
+                if not ok_n.all() and p.nonconverged == "raise":
                     raise RuntimeError(f"nudged relaxation did not converge within T2={p.T2}: residual "
-                                       f"{res.max():.3g} > {_bound(model)} for {int((~ok).sum())} examples")
-                conv = conv & ok
+                                       f"{res.max():.3g} > {model.convergence_bound()} for "
+                                       f"{int((~ok_n).sum())} examples")
+                conv = conv & ok_n
         keep = conv if p.nonconverged == "skip" else np.ones_like(conv)
         info["skipped"] = float(1.0 - keep.mean())
         nb = int(keep.sum())

@@ -132,10 +132,12 @@ class Relaxation:
 
 
 CONVERGENCE = ["absolute", "read_noise"]
+#: parameters added after runs were stored, with the values those runs had: left out of the spec at these
+#: values (by the registry, and by ``spec`` for a model built directly), so stored runs keep their keys
+ADDED = {"convergence": "absolute", "noise_alpha": 0.01}
 
 
-# runs stored before the convergence test had a read-noise mode keep their keys
-@registry.register("energy", added={"convergence": "absolute", "noise_alpha": 0.01})
+@registry.register("energy", added=ADDED)
 class EnergyNet(Model):
     """Layered recurrent (EP) network: sizes [n_in, hidden..., n_out] (all but n_in are state
     layers; a linear softmax readout n_out → n_out gives the logits), flat θ.
@@ -165,8 +167,8 @@ class EnergyNet(Model):
         self.noise_alpha = check_float("noise_alpha", noise_alpha, 0, 0.5, lo_open=True, hi_open=True)
         self._params = {"sizes": list(self.sizes), "activation": activation, "tied": tied, "alpha": alpha,
                         "init_scale": init_scale, "T1": T1, "dt": dt, "tol": tol}
-        if convergence != "absolute" or noise_alpha != 0.01:      # stored runs keep their specs
-            self._params.update(convergence=convergence, noise_alpha=noise_alpha)
+        self._params.update({k: v for k, v in (("convergence", convergence), ("noise_alpha", noise_alpha))
+                             if v != ADDED[k]})
         self.state_sizes = self.sizes[1:]
         self.L = len(self.state_sizes)
         self.n_state = int(sum(self.state_sizes))
@@ -358,6 +360,13 @@ class EnergyNet(Model):
             out.append(v)
         return out
 
+    def convergence_bound(self, floor: Optional[np.ndarray] = None) -> str:
+        """The convergence test's threshold in words (warnings, errors); ``floor``: a relaxation's floors."""
+        if self.convergence == "absolute":
+            return f"tol={self.tol:g}"
+        med = "" if floor is None else f", median floor {np.median(floor):.3g}"
+        return f"√(tol² + read-noise floor²) (tol={self.tol:g}, noise_alpha={self.noise_alpha:g}{med})"
+
     # ------------------------------------------------------------- relaxation
     def drives(self, prog: Programmed, x: np.ndarray, r: Sequence[np.ndarray], substrate, rng, beta=0.0,
                y: Optional[np.ndarray] = None) -> List[np.ndarray]:
@@ -475,8 +484,7 @@ class EnergyNet(Model):
                 if len(active) == 0:
                     break
         noise = floor = None
-        if self.convergence == "read_noise":
-            bt = (betas[t - 1] if per_step else betas) if nudged else 0.0
+        if self.convergence == "read_noise":      # no early stop: r is every example's end state, bt the last β
             noise, floor = self.read_noise_floor(prog, x1, r, substrate, rng, bt, y)
         return Relaxation(u, r, np.sqrt(res / self.n_state), t, tol, noise, floor)
 
@@ -493,10 +501,8 @@ class EnergyNet(Model):
         rel = self.relax(prog, x, substrate, rng)
         self.last_relaxation = rel
         if not rel.converged.all():
-            bound = (f"tol={self.tol:g}" if rel.floor is None else
-                     f"√(tol² + read-noise floor²) (tol={self.tol:g}, median floor {np.median(rel.floor):.3g})")
             warnings.warn(f"free relaxation did not converge within T1={self.T1} steps: residual "
-                          f"‖F(u)‖/√N = {rel.max_residual:.3g} > {bound} for "
+                          f"‖F(u)‖/√N = {rel.max_residual:.3g} > {self.convergence_bound(rel.floor)} for "
                           f"{int((~rel.converged).sum())} of {rel.residual.size} examples",
                           RuntimeWarning, stacklevel=2)
         return self.logits(prog, rel.r[-1], substrate, rng)
