@@ -163,6 +163,16 @@ for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
     VARIANTS[_v + "_rnall"] = (_label + ", every example kept", _sub, _mo, {**_lo, "nonconverged": "report"})
 del _v, _label, _sub, _mo, _lo
 
+# pcm_homeo5orth_rn: the ideal substrate's best homeostasis setting (λ = 5, one block of N orthogonal probes) on PCM
+# with the read-noise convergence test (full relaxation), every J·ε a device read; pcm_homeo5orth_closed_rn: the
+# same with J·ε from θ exactly (homeostasis_jvp="closed": the penalty's gradient is exactly 4A of θ, no programming
+# or read noise in it) — the pair separates the device's noise in the penalty from the penalty itself
+VARIANTS["pcm_homeo5orth_rn"] = ("pcm: " + VARIANTS["homeo5orth"][0] + ", read-noise convergence test", "pcm",
+                                 VARIANTS["pcm_untied_rn"][2], dict(VARIANTS["homeo5orth"][3]))
+VARIANTS["pcm_homeo5orth_closed_rn"] = ("pcm: " + VARIANTS["homeo5orth"][0] + ", closed-form J·ε, read-noise "
+                                        "convergence test", "pcm", VARIANTS["pcm_untied_rn"][2],
+                                        {**VARIANTS["homeo5orth"][3], "homeostasis_jvp": "closed"})
+
 #: the variants run when none are named (the first ablation); the later ones are asked for by name
 DEFAULT_VARIANTS = ("bp", "sym", "untied", "homeo", "homeo5", "pcm_sym_rn", "pcm_untied_rn")
 
