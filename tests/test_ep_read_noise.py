@@ -159,6 +159,11 @@ def test_bad_convergence_settings_raise():
     for a in (0.0, 0.5, -0.1, float("nan")):
         with pytest.raises(ValueError, match="noise_alpha"):
             EnergyNet([4, 3, 2], noise_alpha=a)
+    for k in (-1, 2.5):
+        with pytest.raises(ValueError, match="noise_check_every"):
+            EnergyNet([4, 3, 2], convergence="read_noise", noise_check_every=k)
+    with pytest.raises(ValueError, match="noise_check_every"):       # the absolute test stops by itself
+        EnergyNet([4, 3, 2], noise_check_every=5)
 
 
 def test_default_spec_keeps_stored_keys():
@@ -168,6 +173,73 @@ def test_default_spec_keeps_stored_keys():
     assert neurozo.models.get("energy", noise_alpha=0.05).registry_spec["noise_alpha"] == 0.05
     # a model built directly leaves out the same added parameters as the registry does
     for kw in ({}, {"convergence": "read_noise"}, {"noise_alpha": 0.05},
-               {"convergence": "read_noise", "noise_alpha": 0.2}):
+               {"convergence": "read_noise", "noise_alpha": 0.2},
+               {"convergence": "read_noise", "noise_check_every": 10}):
         direct, reg = EnergyNet(**kw).spec, neurozo.models.get("energy", **kw).registry_spec
         assert {k: direct.get(k) for k in ADDED} == {k: reg.get(k) for k in ADDED}
+
+
+# ---------------------------------------------------------------- noise-aware early stop (noise_check_every)
+
+def test_noise_aware_stop_on_a_noise_free_substrate_is_the_absolute_early_stop(data):
+    """s = 0: checking every step with the median rule is the absolute test's per-example early stop —
+    same stop steps, same end states, same verdicts (only the costs differ, by the checks' reads)."""
+    x, _ = data
+    ideal = neurozo.substrates.get("ideal", dtype="float64")
+    a = _net("absolute", init_scale=1.0)
+    n = _net(init_scale=1.0, noise_check_every=1)
+    prog = _prog(a, ideal)
+    ra = a.relax(prog, x[:500], ideal, np.random.default_rng(3))
+    rn = n.relax(prog, x[:500], ideal, np.random.default_rng(3))
+    assert 1 < ra.steps < a.T1 and len(np.unique(ra.stop_steps)) > 1     # stops early, per example
+    assert rn.steps == ra.steps
+    np.testing.assert_array_equal(rn.stop_steps, ra.stop_steps)
+    for ua, un in zip(ra.u, rn.u):
+        np.testing.assert_array_equal(un, ua)
+    assert np.all(rn.floor == 0) and rn.converged.all() and ra.converged.all()
+
+
+def test_a_settled_example_stops_at_a_check_with_probability_one_half(noisy, data):
+    """From a settled state (the end of a full relaxation) the residual² over c·s² is F(ν, ν)-distributed,
+    whose median is 1: half the examples stop at the first check (K = 1). Binomial tolerance, 4 SE
+    (B = 4000: ± 0.032). Every stopped example is converged by the verdict (its floor is the 1 − α one)."""
+    x, _ = data
+    m = _net()
+    prog = _prog(m, noisy)
+    settled = m.relax(prog, x, noisy, np.random.default_rng(3))
+    k = _net(noise_check_every=1).relax(prog, x, noisy, np.random.default_rng(4), steps=2, u0=settled.u)
+    first = k.stop_steps == 1
+    assert abs(first.mean() - 0.5) <= _rate_tol(0.5, B)
+    assert k.converged[0, first].all()
+    assert np.all(k.floor > np.sqrt(4 / 3) * k.noise)
+
+
+def test_noise_aware_stop_saves_steps_and_keeps_the_verdict(noisy, data):
+    """From u = 0 at the default init scale the relaxation settles within 10 steps: with checks every
+    K = 10 steps a settled example stops at each check with probability ≈ ½, so the stop step is ≈ K times
+    a geometric(½) count, mean 2K (SD of the mean over 1000 examples ≈ 0.05K; ≤ 3K allows the settling
+    and the residual's small excess over the noise model). The relaxation costs fewer neuron updates than the full
+    relaxation — reads (MACs) included, the checks' two extra reads with them — and the verdict flags none
+    (each stopped example passed a stricter test)."""
+    x, _ = data
+    m = _net(init_scale=1.0)
+    prog = _prog(m, noisy)
+    costs = []
+    for K in (0, 10):
+        noisy.costs.reset()
+        rel = _net(init_scale=1.0, noise_check_every=K).relax(prog, x[:1000], noisy, np.random.default_rng(3))
+        costs.append((noisy.costs.counts["neuron_updates"], noisy.costs.counts["macs"]))
+        if K:
+            assert rel.stop_steps.mean() <= 3 * K and np.all((rel.stop_steps % K == 0) | (rel.stop_steps == m.T1))
+            assert rel.converged.all()
+    assert costs[1][0] < 0.8 * costs[0][0] and costs[1][1] < 0.8 * costs[0][1]
+
+
+def test_no_noise_aware_stop_with_a_per_step_beta(noisy, data):
+    """Continuous-time hEP rotates β at every step: the state never settles, so no early stop."""
+    x, y = data
+    m = _net(noise_check_every=1)
+    prog = _prog(m, noisy)
+    betas = 0.1 * np.exp(2j * np.pi * np.arange(30) / 30)
+    rel = m.relax(prog, x[:200], noisy, np.random.default_rng(3), steps=30, beta=betas, y=y[:200])
+    assert rel.steps == 30 and np.all(rel.stop_steps == 30)

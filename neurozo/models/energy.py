@@ -41,6 +41,23 @@ state has settled and the noise is Gaussian and homogeneous within each group,
 residual stands out of the noise. On a noise-free substrate s = 0 and the test is the absolute
 one, ‖F‖/√N ≤ tol. The two extra reads are device reads and count in the costs.
 
+Noise-aware early stop (``noise_check_every = K ≥ 1``, read-noise mode only). Running every step
+costs energy after the state has settled. Every K steps the examples still relaxing are read twice
+more (two device reads each, counted) and an example stops, as it would stop at ``tol`` in the
+absolute mode, once
+
+    ‖F‖²/N ≤ tol² + c·s²       (1 = F⁻¹_{ν,ν}(½): X/Y with X, Y i.i.d. has median 1)
+
+i.e. once its residual is no larger than a settled state's median one. The stop uses the median,
+not the verdict's 1 − noise_alpha quantile, because it is a sequential test: a residual with a
+deterministic part of power δ·c·s² passes a check with probability P(F(ν, ν) ≤ 1/(1 + δ)), which
+for ν ≈ N ≈ 140 (relative SD of F ≈ √(4/ν) ≈ 0.17) is 0.5 at δ = 0 and ≈ 0.16 at δ = 0.2: an
+example stops when what is left of its dynamics is small against the read noise's own jitter of the
+state. A stopped example keeps the floor of its last check; its verdict is the same test with q
+(it passed the stricter one, so it is converged). Examples still relaxing after T1 steps get the
+end-of-relaxation test above. No early stop with a per-step β (continuous-time hEP: the state
+never settles) or with ``on_step``.
+
 In a layered network W_rec couples only neighbouring layers (a bipartite
 graph), so the spectrum of W_rec·diag(φ') is symmetric about 0: an example
 near marginal stability also has an eigenvalue near −1, where the dt = 1
@@ -112,6 +129,8 @@ class Relaxation:
     #: and the floor √(q·c)·s the residual may reach by noise alone (see EnergyNet)
     noise: Optional[np.ndarray] = None
     floor: Optional[np.ndarray] = None
+    #: (B,) the step after which each example stopped relaxing (early stop), ``steps`` if it never did
+    stop_steps: Optional[np.ndarray] = None
 
     @property
     def converged(self) -> np.ndarray:
@@ -134,7 +153,7 @@ class Relaxation:
 CONVERGENCE = ["absolute", "read_noise"]
 #: parameters added after runs were stored, with the values those runs had: left out of the spec at these
 #: values (by the registry, and by ``spec`` for a model built directly), so stored runs keep their keys
-ADDED = {"convergence": "absolute", "noise_alpha": 0.01}
+ADDED = {"convergence": "absolute", "noise_alpha": 0.01, "noise_check_every": 0}
 
 
 @registry.register("energy", added=ADDED)
@@ -144,12 +163,14 @@ class EnergyNet(Model):
 
     ``convergence``: "absolute" (‖F‖/√N ≤ tol, early stop per example) or "read_noise" (the
     residual is tested against tol and the read-noise floor measured at the end, with false-alarm
-    rate ``noise_alpha`` for a settled example; no early stop) — see the module docstring."""
+    rate ``noise_alpha`` for a settled example; no early stop unless ``noise_check_every`` = K ≥ 1:
+    then every K steps an example whose residual is at or below a settled one's median stops) — see
+    the module docstring."""
 
     def __init__(self, sizes: Sequence[int] = (64, 128, 10), activation: str = "ep_sigmoid",
                  tied: bool = True, alpha: float = 0.0, init_scale: float = 1.0, T1: int = 150,
                  dt: float = 1.0, tol: float = 1e-5, convergence: str = "absolute",
-                 noise_alpha: float = 0.01):
+                 noise_alpha: float = 0.01, noise_check_every: int = 0):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             fail("sizes", sizes, "must list at least two widths [n_in, hidden..., n_out], e.g. [64, 128, 10]")
         self.sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
@@ -165,10 +186,14 @@ class EnergyNet(Model):
         self.tol = check_float("tol", tol, 0)
         self.convergence = check_choice("convergence", convergence, CONVERGENCE)
         self.noise_alpha = check_float("noise_alpha", noise_alpha, 0, 0.5, lo_open=True, hi_open=True)
+        self.noise_check_every = check_int("noise_check_every", noise_check_every, 0)
+        if self.noise_check_every and self.convergence != "read_noise":
+            fail("noise_check_every", noise_check_every, "must be 0 unless convergence='read_noise' (the "
+                                                         "absolute test stops early at tol by itself)")
         self._params = {"sizes": list(self.sizes), "activation": activation, "tied": tied, "alpha": alpha,
                         "init_scale": init_scale, "T1": T1, "dt": dt, "tol": tol}
-        self._params.update({k: v for k, v in (("convergence", convergence), ("noise_alpha", noise_alpha))
-                             if v != ADDED[k]})
+        self._params.update({k: v for k, v in (("convergence", convergence), ("noise_alpha", noise_alpha),
+                                               ("noise_check_every", noise_check_every)) if v != ADDED[k]})
         self.state_sizes = self.sizes[1:]
         self.L = len(self.state_sizes)
         self.n_state = int(sum(self.state_sizes))
@@ -396,6 +421,15 @@ class EnergyNet(Model):
         equally noisy components: each layer, and for complex states each layer's real and imaginary
         parts apart (the input x is real, so the first layer's imaginary drive has one noisy read
         fewer than its real drive). Both are 0 on a noise-free substrate."""
+        s2, nu = self._read_noise(prog, x, r, substrate, rng, beta, y)
+        return np.sqrt(s2), self._floor(s2, nu, 1.0 - self.noise_alpha)
+
+    def _floor(self, s2: np.ndarray, nu: np.ndarray, p: float) -> np.ndarray:
+        """√(q·c·s²), q the p-quantile of F(ν, ν), c = 2/(2 − dt)."""
+        return np.sqrt(stats.f.ppf(p, nu, nu) * 2.0 / (2.0 - self.dt) * s2)
+
+    def _read_noise(self, prog, x, r, substrate, rng, beta, y):
+        """(s², ν) per example (P, B) from two more reads of every drive (``read_noise_floor``)."""
         d1 = self.drives(prog, x, r, substrate, rng, beta, y)
         d2 = self.drives(prog, x, r, substrate, rng, beta, y)
         groups = []                    # (n·s² of the group per example (P, B), n components)
@@ -407,9 +441,7 @@ class EnergyNet(Model):
         sq = sum(g * g / n for g, n in groups)                                         # Σ n·s⁴
         with np.errstate(divide="ignore", invalid="ignore"):
             nu = np.where(sq > 0, tot * tot / np.where(sq > 0, sq, 1.0), float(sum(n for _, n in groups)))
-        q = stats.f.ppf(1.0 - self.noise_alpha, nu, nu)
-        s2 = tot / self.n_state
-        return np.sqrt(s2), np.sqrt(q * 2.0 / (2.0 - self.dt) * s2)
+        return tot / self.n_state, nu
 
     def relax(self, prog: Programmed, x: np.ndarray, substrate, rng, steps: Optional[int] = None,
               u0: Optional[Sequence[np.ndarray]] = None, beta=0.0, y: Optional[np.ndarray] = None,
@@ -422,8 +454,10 @@ class EnergyNet(Model):
         every step with the new rates (no early stop then). Early stop per example: an example
         whose residual is ≤ tol (default the model's) stops relaxing (is no longer read or
         updated, nor counted in the costs); the loop ends when none is left. With
-        ``convergence="read_noise"`` there is no early stop: all steps run, then
-        ``read_noise_floor`` at the end rates (with the last step's β) gives each example's floor.
+        ``convergence="read_noise"`` there is no early stop unless ``noise_check_every`` = K ≥ 1
+        (then every K steps, by the median rule of the module docstring); at the end
+        ``read_noise_floor`` at the end rates (with the last step's β) gives each example still
+        relaxing its floor.
         """
         steps = self.T1 if steps is None else check_int("steps", steps, 1)
         tol = self.tol if tol is None else tol
@@ -450,11 +484,16 @@ class EnergyNet(Model):
         y = None if y is None else np.asarray(y)
         res = np.zeros((P, B))        # squared residual of every example's last step
         early = on_step is None and self.convergence == "absolute"
+        K = self.noise_check_every if (on_step is None and self.convergence == "read_noise" and not per_step) else 0
+        stopping = early or K > 0
         active = np.arange(B)         # examples still relaxing (early stop is per example)
+        stop_steps = np.zeros(B, dtype=np.int64)
+        if self.convergence == "read_noise":
+            noise, floor = np.full((P, B), np.nan), np.full((P, B), np.nan)
         N = self.n_state
         t = 0
         for t in range(1, steps + 1):
-            part = early and len(active) < B
+            part = stopping and len(active) < B
             if part:                  # only the examples still relaxing are read and updated
                 uu = [np.ascontiguousarray(a[:, active]) for a in u]
                 rr = [np.ascontiguousarray(a[:, active]) for a in r]
@@ -480,13 +519,33 @@ class EnergyNet(Model):
                 on_step(t, r)
             if early:
                 done = np.sqrt(rs.max(axis=0) / N) <= tol       # converged for every member
+                stop_steps[active[done]] = t
                 active = active[~done] if part else np.arange(B)[~done]
                 if len(active) == 0:
                     break
-        noise = floor = None
-        if self.convergence == "read_noise":      # no early stop: r is every example's end state, bt the last β
-            noise, floor = self.read_noise_floor(prog, x1, r, substrate, rng, bt, y)
-        return Relaxation(u, r, np.sqrt(res / self.n_state), t, tol, noise, floor)
+            elif K and t % K == 0 and t < steps:  # noise-aware stop of the examples that have settled
+                s2, nu = self._read_noise(prog, xx, rr, substrate, rng, bt, yy)
+                settled = rs / N <= tol ** 2 + 2.0 / (2.0 - self.dt) * s2        # the median floor
+                done = settled.all(axis=0)        # settled for every member
+                if done.any():
+                    idx = active[done]
+                    stop_steps[idx] = t
+                    noise[:, idx] = np.sqrt(s2[:, done])
+                    floor[:, idx] = self._floor(s2[:, done], nu[:, done], 1.0 - self.noise_alpha)
+                    active = active[~done] if part else np.arange(B)[~done]
+                if len(active) == 0:
+                    break
+        if self.convergence != "read_noise":
+            noise = floor = None
+        elif len(active):                         # r is the end state of every example still relaxing, bt the last β
+            if len(active) == B:
+                noise[...], floor[...] = self.read_noise_floor(prog, x1, r, substrate, rng, bt, y)
+            else:
+                rr = [np.ascontiguousarray(a[:, active]) for a in r]
+                noise[:, active], floor[:, active] = self.read_noise_floor(
+                    prog, x1[:, active], rr, substrate, rng, bt, None if y is None else y[active])
+        stop_steps[active] = t
+        return Relaxation(u, r, np.sqrt(res / self.n_state), t, tol, noise, floor, stop_steps)
 
     def forward(self, population, x, substrate, rng):
         """Free relaxation (T1 steps) of every member, then the readout: logits (P, B, C).
