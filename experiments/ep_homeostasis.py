@@ -163,6 +163,15 @@ for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
     VARIANTS[_v + "_rnall"] = (_label + ", every example kept", _sub, _mo, {**_lo, "nonconverged": "report"})
 del _v, _label, _sub, _mo, _lo
 
+# pcm_*_rnes: the read-noise variants with the noise-aware early stop (noise_check_every = NOISE_CHECK): every
+# NOISE_CHECK steps an example whose residual is at or below a settled one's median stops relaxing — the energy of
+# the full relaxation without stopping on a noise dip, as the early stop at PCM_TOL did
+NOISE_CHECK = 10
+for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
+    _label, _sub, _mo, _lo = VARIANTS[_v + "_rn"]
+    VARIANTS[_v + "_rnes"] = (_label + f", noise-aware early stop every {NOISE_CHECK} steps", _sub,
+                              {**_mo, "noise_check_every": NOISE_CHECK}, _lo)
+del _v, _label, _sub, _mo, _lo
 # pcm_homeo5orth_rn: the ideal substrate's best homeostasis setting (λ = 5, one block of N orthogonal probes) on PCM
 # with the read-noise convergence test (full relaxation), every J·ε a device read; pcm_homeo5orth_closed_rn: the
 # same with J·ε from θ exactly (homeostasis_jvp="closed": the penalty's gradient is exactly 4A of θ, no programming
