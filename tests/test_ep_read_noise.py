@@ -143,6 +143,7 @@ def test_learner_logs_the_floor_and_tests_against_it():
                                budget=4 * 3, seed=0, eval_every=1)
     h = run("pcm", "read_noise").history.iloc[1:]              # row 0: before the first step
     assert len(h) == 4 and (h["read_noise_free"] > 0).all()
+    assert (h["relax_steps_free"] == 40).all()                  # no early stop: every example runs T1
     assert (h["noise_floor_free"] > np.sqrt(4 / 3) * h["read_noise_free"]).all()
     ideal = {"name": "ideal", "dtype": "float64"}
     hi, ha = run(ideal, "read_noise", nonconverged="report").history, \
@@ -243,3 +244,20 @@ def test_no_noise_aware_stop_with_a_per_step_beta(noisy, data):
     betas = 0.1 * np.exp(2j * np.pi * np.arange(30) / 30)
     rel = m.relax(prog, x[:200], noisy, np.random.default_rng(3), steps=30, beta=betas, y=y[:200])
     assert rel.steps == 30 and np.all(rel.stop_steps == 30)
+
+
+def test_learner_logs_the_relaxation_length():
+    """relax_steps_free: the free phase's mean steps per example — T1 without early stop, fewer with the
+    noise-aware stop on PCM (every 5 steps; the net settles within T1 = 40 at the start)."""
+    def run(check):
+        model = {"name": "energy", "sizes": [64, 16, 10], "dt": 0.5, "T1": 40, "tol": 1e-4,
+                 "convergence": "read_noise", "noise_check_every": check}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return neurozo.run(task="digits", model=model, substrate="pcm",
+                               learner={"name": "ep", "N": 2, "T2": 10, "nonconverged": "report"},
+                               budget=4 * 3, seed=0, eval_every=1).history.iloc[1:]
+    full, early = run(0), run(5)
+    assert (full["relax_steps_free"] == 40).all()
+    assert (early["relax_steps_free"] < 30).all()
+    assert early["energy_pj"].iloc[-1] < full["energy_pj"].iloc[-1]

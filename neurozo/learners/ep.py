@@ -58,7 +58,8 @@ stays inside (docs/ep_homeostasis.md).
 Non-convergence: the residual ‖F(u)‖/√N of the free and nudged phases is logged every
 step (``residual_free``/``residual_nudged``: largest in the batch; ``nonconverged``/
 ``nonconverged_nudged``: fraction of the batch above the model's ``tol`` after T1/T2
-steps). ``nonconverged="skip"`` drops those examples from the update (``skipped``:
+steps; ``relax_steps_free``: the free phase's mean steps per example, less than T1 where an
+early stop ended it). ``nonconverged="skip"`` drops those examples from the update (``skipped``:
 the fraction dropped), ``"raise"`` stops with an error, ``"report"`` (default) keeps
 them and logs. On a noisy device the residual never falls below the read-noise floor
 (on the PCM crossbar ≈ 1.1 × the RMS read noise of a unit's drive), and on a crossbar that
@@ -321,6 +322,7 @@ class EP(Learner):
         conv = free.converged[0]
         info["residual_free"] = free.max_residual
         info["nonconverged"] = float(1.0 - conv.mean())
+        info["relax_steps_free"] = float(np.mean(free.stop_steps))
         if free.noise is not None:      # read-noise convergence test: the floor it allowed
             info["read_noise_free"] = float(np.median(free.noise))
             info["noise_floor_free"] = float(np.median(free.floor))
