@@ -77,7 +77,9 @@ with two extra reads at its end state and tests the residual against tol and tha
 again (≈ 4 % of examples dropped with the holomorphic N = 4 estimator). A ``tol`` above the floor
 is no way out: its early stop ends relaxations before they have settled, which cost 3.6 pp (tied)
 and 4.7 pp (untied) on PCM/mnist1d against running every relaxation to its end, at 2–5× less
-energy (docs/ep_homeostasis.md). (The continuous-time estimator's state
+energy (docs/ep_homeostasis.md). To save that energy without stopping on a noise dip, give the
+model ``noise_check_every=K`` as well: every K steps an example stops once its residual is no
+larger than a settled example's median (``models.energy``). (The continuous-time estimator's state
 follows a rotating nudge and has no fixed point; its residual is logged, not tested.)
 """
 
