@@ -440,3 +440,27 @@ def test_lambda_curve_script_writes_files_and_names_bad_input(tmp_path):
         LAM.lambda_curve(h[(h["variant"] != "homeo2orth") | (h["seed"] == 0)], "mnist1d", {"homeo2orth": 2.0})
     with pytest.raises(SystemExit):                                                # argparse reports it, exit 2
         LAM.main([str(p), "--lam", "untied=zero", "--out", str(out)])
+
+
+def test_energy_accuracy_uses_the_groups_common_seeds():
+    """experiments/ep_energy_accuracy.py: per variant the mean last energy (mJ) and the mean of each seed's
+    last-three accuracy, over the seeds every variant of a group ran; a variant without runs is an error."""
+    p = Path(__file__).resolve().parent.parent / "experiments" / "ep_energy_accuracy.py"
+    spec = importlib.util.spec_from_file_location("ep_energy_accuracy_experiment", p)
+    EA = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(EA)
+    rows = []
+    for variant, seeds, energy, acc in (("a", (0, 1, 2), 10e9, 0.5), ("b", (0, 1), 40e9, 0.6)):
+        for s in seeds:
+            for ev in range(1, 5):
+                rows.append({"task": "t", "variant": variant, "seed": s, "evaluations": ev, "step": ev,
+                             "energy_pj": energy * ev / 4 * (1 + s), "test_acc": acc + 0.01 * s})
+    hist = pd.DataFrame(rows)
+    tab = EA.energy_accuracy(hist, "t", [("net", ["a", "b"])]).set_index("variant")
+    assert (tab.n == 2).all()                                   # seed 2 of "a" has no "b": left out
+    assert tab.loc["a", "energy_mJ"] == pytest.approx(10 * 1.5) and tab.loc["b", "energy_mJ"] == pytest.approx(40 * 1.5)
+    assert tab.loc["a", "acc"] == pytest.approx(50.5) and tab.loc["b", "acc"] == pytest.approx(60.5)
+    with pytest.raises(ValueError, match="groups"):
+        EA.energy_accuracy(hist, "t", [("net", ["a", "c"])])
+    with pytest.raises(ValueError, match="groups"):
+        EA.parse_group("no-colon")
