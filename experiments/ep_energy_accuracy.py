@@ -78,7 +78,8 @@ def plot(table: pd.DataFrame, rules, out_path: str, title: str = ""):
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for j, (label, g) in enumerate(table.groupby("group", sort=False)):
         color = f"C{j}"
-        ax.plot(g.energy_mJ, g.acc, "-", color=color, alpha=0.5)
+        by_energy = g.sort_values("energy_mJ")
+        ax.plot(by_energy.energy_mJ, by_energy.acc, "-", color=color, alpha=0.5)
         for _, r in g.iterrows():
             ax.errorbar(r.energy_mJ, r.acc, xerr=r.energy_ci, yerr=r.acc_ci, fmt=markers[int(r.rule) % len(markers)],
                         color=color, capsize=2, ms=6)
