@@ -422,11 +422,11 @@ class EnergyNet(Model):
         parts apart (the input x is real, so the first layer's imaginary drive has one noisy read
         fewer than its real drive). Both are 0 on a noise-free substrate."""
         s2, nu = self._read_noise(prog, x, r, substrate, rng, beta, y)
-        return np.sqrt(s2), self._floor(s2, nu, 1.0 - self.noise_alpha)
+        return np.sqrt(s2), self._floor(s2, nu)
 
-    def _floor(self, s2: np.ndarray, nu: np.ndarray, p: float) -> np.ndarray:
-        """√(q·c·s²), q the p-quantile of F(ν, ν), c = 2/(2 − dt)."""
-        return np.sqrt(stats.f.ppf(p, nu, nu) * 2.0 / (2.0 - self.dt) * s2)
+    def _floor(self, s2: np.ndarray, nu: np.ndarray) -> np.ndarray:
+        """√(q·c·s²), q the (1 − noise_alpha) quantile of F(ν, ν), c = 2/(2 − dt)."""
+        return np.sqrt(stats.f.ppf(1.0 - self.noise_alpha, nu, nu) * 2.0 / (2.0 - self.dt) * s2)
 
     def _read_noise(self, prog, x, r, substrate, rng, beta, y):
         """(s², ν) per example (P, B) from two more reads of every drive (``read_noise_floor``)."""
@@ -519,31 +519,23 @@ class EnergyNet(Model):
                 on_step(t, r)
             if early:
                 done = np.sqrt(rs.max(axis=0) / N) <= tol       # converged for every member
-                stop_steps[active[done]] = t
-                active = active[~done] if part else np.arange(B)[~done]
-                if len(active) == 0:
-                    break
             elif K and t % K == 0 and t < steps:  # noise-aware stop of the examples that have settled
                 s2, nu = self._read_noise(prog, xx, rr, substrate, rng, bt, yy)
-                settled = rs / N <= tol ** 2 + 2.0 / (2.0 - self.dt) * s2        # the median floor
-                done = settled.all(axis=0)        # settled for every member
-                if done.any():
-                    idx = active[done]
-                    stop_steps[idx] = t
-                    noise[:, idx] = np.sqrt(s2[:, done])
-                    floor[:, idx] = self._floor(s2[:, done], nu[:, done], 1.0 - self.noise_alpha)
-                    active = active[~done] if part else np.arange(B)[~done]
-                if len(active) == 0:
-                    break
+                done = np.all(rs / N <= tol ** 2 + 2.0 / (2.0 - self.dt) * s2, axis=0)   # the median floor
+                noise[:, active[done]] = np.sqrt(s2[:, done])
+                floor[:, active[done]] = self._floor(s2[:, done], nu[:, done])
+            else:
+                continue
+            stop_steps[active[done]] = t           # active is arange(B) until an example has stopped
+            active = active[~done]
+            if len(active) == 0:
+                break
         if self.convergence != "read_noise":
             noise = floor = None
         elif len(active):                         # r is the end state of every example still relaxing, bt the last β
-            if len(active) == B:
-                noise[...], floor[...] = self.read_noise_floor(prog, x1, r, substrate, rng, bt, y)
-            else:
-                rr = [np.ascontiguousarray(a[:, active]) for a in r]
-                noise[:, active], floor[:, active] = self.read_noise_floor(
-                    prog, x1[:, active], rr, substrate, rng, bt, None if y is None else y[active])
+            sel = slice(None) if len(active) == B else active
+            noise[:, sel], floor[:, sel] = self.read_noise_floor(prog, x1[:, sel], [a[:, sel] for a in r], substrate,
+                                                                 rng, bt, None if y is None else y[sel])
         stop_steps[active] = t
         return Relaxation(u, r, np.sqrt(res / self.n_state), t, tol, noise, floor, stop_steps)
 
