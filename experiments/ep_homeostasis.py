@@ -172,6 +172,16 @@ for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
     VARIANTS[_v + "_rnes"] = (_label + f", noise-aware early stop every {NOISE_CHECK} steps", _sub,
                               {**_mo, "noise_check_every": NOISE_CHECK}, _lo)
 del _v, _label, _sub, _mo, _lo
+# pcm_*_rnes_spec: the _rnes runs with the relaxation's linear stability logged once a history row
+# (spectrum_every = SPECTRUM_EVERY steps): the contraction per step and the offset gain ‖J⁻¹‖ at each example's free
+# state on the device's weights. The diagnostic draws nothing from the run's streams, so every other column is the
+# _rnes run's (docs/ep_homeostasis.md, Result G)
+SPECTRUM_EVERY = 50
+for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
+    _label, _sub, _mo, _lo = VARIANTS[_v + "_rnes"]
+    VARIANTS[_v + "_rnes_spec"] = (_label + ", linear stability logged", _sub, _mo,
+                                   {**_lo, "spectrum_every": SPECTRUM_EVERY})
+del _v, _label, _sub, _mo, _lo
 # pcm_homeo5orth_rn: the ideal substrate's best homeostasis setting (λ = 5, one block of N orthogonal probes) on PCM
 # with the read-noise convergence test (full relaxation), every J·ε a device read; pcm_homeo5orth_closed_rn: the
 # same with J·ε from θ exactly (homeostasis_jvp="closed": the penalty's gradient is exactly 4A of θ, no programming

@@ -83,6 +83,14 @@ larger than a settled example's median (``models.energy``): on PCM/mnist1d 0.41�
 energy, the untied networks' accuracy kept, tied hEP 1.2 pp lower (docs/ep_homeostasis.md).
 (The continuous-time estimator's state follows a rotating nudge and has no fixed point; its
 residual is logged, not tested.)
+
+Linear stability (``spectrum_every = K ≥ 1``, a diagnostic; 0 = off): every K steps the Jacobian
+J = W_rec·diag(φ'(u*₀)) − I of every example's free fixed point (the device's programmed weights where
+the synapse model reports them, else θ's) gives ``contraction`` — the Euler step's per-step
+contraction max|1 + dt·λ(J)|, the slowest mode decaying as ρᵗ — and ``offset_gain`` = ‖J⁻¹‖₂, the
+distance to the fixed point per unit residual (``models.energy.EnergyNet.linear_stability``); logged as
+the batch's median and max (``*_max``). A stop on the residual bounds the offset only through this gain.
+Costs nothing on the substrate and draws nothing from the run's random streams.
 """
 
 from __future__ import annotations
@@ -125,6 +133,7 @@ class EPParams:
     nonconverged: str = "report"
     rbp_examples: str = "converged"
     recurrent_lr_scale: float = 1.0
+    spectrum_every: int = 0
 
     def __post_init__(self):
         check_choice("estimator", self.estimator, ESTIMATORS)
@@ -148,6 +157,7 @@ class EPParams:
         check_int("rbp_steps", self.rbp_steps, 1)
         check_choice("nonconverged", self.nonconverged, ["report", "skip", "raise"])
         check_float("recurrent_lr_scale", self.recurrent_lr_scale, 0, lo_open=True)
+        check_int("spectrum_every", self.spectrum_every, 0)
         Optimizer(self.optimizer, self.lr, momentum=self.momentum)  # validates optimizer, lr, momentum
 
 
@@ -263,7 +273,7 @@ def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: floa
 
 
 # runs stored before these parameters existed keep their keys
-@registry.register("ep", added={"rbp_examples": "converged", "recurrent_lr_scale": 1.0})
+@registry.register("ep", added={"rbp_examples": "converged", "recurrent_lr_scale": 1.0, "spectrum_every": 0})
 class EP(Learner):
     """Equilibrium propagation (one-sided / symmetric / holomorphic / continuous-time) with
     optional Jacobian homeostasis; needs an ``energy`` model."""
@@ -403,10 +413,21 @@ class EP(Learner):
             nref = float(np.linalg.norm(g_ref))
             info["grad_norm_ratio"] = float(np.linalg.norm(g_rec)) / nref if nref > 0 else float("nan")
 
+        Md = None
         if delta is not None:
             Md = model.device_recurrent_matrix(prog, sub, rng)
             if Md is not None:
                 info["symmetry_device"] = symmetry_ratio(Md)
+        if p.spectrum_every and state.step % p.spectrum_every == 0:
+            # the device's weights where the synapse reports them (own random stream: the run's device
+            # stream is not touched, so the history is the one without the diagnostic), else θ's
+            if Md is None and delta is None:
+                Md = model.device_recurrent_matrix(prog, sub, step_rng(state.seed, state.step, 2))
+            rho, gain = model.linear_stability(model.recurrent_matrix(theta) if Md is None else Md, u0)
+            info["contraction"] = float(np.median(rho))
+            info["contraction_max"] = float(np.max(rho))
+            info["offset_gain"] = float(np.median(gain))
+            info["offset_gain_max"] = float(np.max(gain))
         if not model.tied:
             info["symmetry"] = symmetry_ratio(model.recurrent_matrix(theta))
             if p.homeostasis > 0:

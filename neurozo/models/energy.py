@@ -275,6 +275,35 @@ class EnergyNet(Model):
             B = [np.asarray(eff(p, substrate.t, rng, substrate.costs))[0] for p in prog.fbk]
         return self._assemble(W, B)
 
+    def linear_stability(self, M: np.ndarray, u: Sequence[np.ndarray]):
+        """Linear stability of the relaxation at the states ``u`` (per layer (B, n_k)), W_rec = ``M`` (N, N).
+
+        Per example b, with D_b = diag(φ'(u_b)) and the Jacobian of the vector field
+
+            J_b = ∂F/∂u = M·D_b − I ,
+
+        the Euler step u ← u + dt·F(u) maps an offset e from the fixed point to (I + dt·J_b)·e, so
+
+            ρ_b = max_i |1 + dt·λ_i(J_b)|     (contraction per step: the slowest mode decays as ρ_bᵗ,
+                                                in ≈ 1/(1 − ρ_b) steps; ≥ 1: not stable there)
+            g_b = ‖J_b⁻¹‖₂ = 1/σ_min(J_b)      (offset per unit residual: ‖u − u*‖ ≤ g_b·‖F(u)‖ to first
+                                                order, with equality along J_b's weakest direction)
+
+        A residual-based stop (``tol``, ``noise_check_every``) bounds ‖F‖, not the distance to the fixed
+        point; g says how far a state with a given residual may still be from it. The real part of u is
+        used (a free state is real). Returns (ρ (B,), g (B,); g = inf where J_b is singular).
+        """
+        D = np.concatenate([ep_k.phi_prime(self.activation, np.real(np.asarray(a))) for a in u], axis=-1)
+        N = self.n_state
+        if M.shape != (N, N) or D.shape[-1] != N:
+            fail("M", M.shape, f"must be the ({N}, {N}) recurrent matrix of states with {N} units")
+        J = M[None, :, :] * D[:, None, :] - np.eye(N)[None]
+        rho = np.abs(1.0 + self.dt * np.linalg.eigvals(J)).max(axis=-1)
+        smin = np.linalg.svd(J, compute_uv=False)[:, -1]
+        with np.errstate(divide="ignore"):
+            g = np.where(smin > 0, 1.0 / smin, np.inf)
+        return rho, g
+
     def pack_grad(self, g_fwd: Sequence[np.ndarray], g_b: Sequence[np.ndarray],
                   g_fbk: Sequence[np.ndarray], g_out: np.ndarray, g_bout: np.ndarray) -> np.ndarray:
         """θ-shaped gradient from per-array gradients (tied: B_k's gradient is added to W_{k+1}ᵀ)."""
