@@ -182,6 +182,14 @@ for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
     VARIANTS[_v + "_rnes_spec"] = (_label + ", linear stability logged", _sub, _mo,
                                    {**_lo, "spectrum_every": SPECTRUM_EVERY})
 del _v, _label, _sub, _mo, _lo
+# pcm_*_rnes2: the noise-aware stop asking for two passed checks in a row (noise_patience = 2; with the spectrum
+# logged as in _rnes_spec): a settled example stops at a check with probability ¼ instead of ½, and a residual still
+# decaying must stay under the median for 2·NOISE_CHECK steps (docs/ep_homeostasis.md, Plan H)
+for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
+    _label, _sub, _mo, _lo = VARIANTS[_v + "_rnes_spec"]
+    VARIANTS[_v + "_rnes2"] = (_label.replace(f"every {NOISE_CHECK} steps", f"every {NOISE_CHECK} steps, 2 in a row"),
+                               _sub, {**_mo, "noise_patience": 2}, _lo)
+del _v, _label, _sub, _mo, _lo
 # pcm_homeo5orth_rn: the ideal substrate's best homeostasis setting (λ = 5, one block of N orthogonal probes) on PCM
 # with the read-noise convergence test (full relaxation), every J·ε a device read; pcm_homeo5orth_closed_rn: the
 # same with J·ε from θ exactly (homeostasis_jvp="closed": the penalty's gradient is exactly 4A of θ, no programming

@@ -464,3 +464,51 @@ def test_energy_accuracy_uses_the_groups_common_seeds():
         EA.energy_accuracy(hist, "t", [("net", ["a", "c"])])
     with pytest.raises(ValueError, match="groups"):
         EA.parse_group("no-colon")
+
+
+def _stability_module():
+    p = Path(__file__).resolve().parent.parent / "experiments" / "ep_stability.py"
+    spec = importlib.util.spec_from_file_location("ep_stability_experiment", p)
+    ST = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ST)
+    return ST
+
+
+def test_stability_figures_pairs_and_same_history():
+    """experiments/ep_stability.py: per run the mean of the spectrum columns over rows from ``from_step`` (rows
+    without a spectrum skipped), the stop's offset gain × floor, paired ratios over common seeds with the count of
+    seeds where A > B, and the check that a run with the diagnostic has the history of the run without it."""
+    ST = _stability_module()
+    rows = []
+    for variant, scale in (("a", 2.0), ("b", 1.0), ("b0", 1.0)):
+        for s in (0, 1, 2):
+            for step in (0, 50, 100, 150):
+                spec = variant != "b0" and step != 150            # the last row: no spectrum
+                g = scale * (1 + s) * (1 + step / 100) if spec else np.nan
+                rows.append({"task": "t", "variant": variant, "seed": s, "step": step, "evaluations": step,
+                             "contraction": 0.5 * scale if spec else np.nan, "contraction_max": 0.9 if spec else np.nan,
+                             "offset_gain": g, "offset_gain_max": 2 * g, "noise_floor_free": 0.1,
+                             "test_acc": 0.1 * s + step, "wall_time": np.random.rand()})
+    hist = pd.DataFrame(rows)
+    hist.loc[(hist.variant == "b0"), ["contraction", "contraction_max", "offset_gain", "offset_gain_max"]] = np.nan
+    r = ST.per_run(hist, "t", "a", from_step=50)
+    # rows 50 and 100 of seed s: g = 2(1 + s)·1.5 and 2(1 + s)·2 → mean 3.5(1 + s)
+    np.testing.assert_allclose(r["offset_gain"], [3.5, 7.0, 10.5])
+    np.testing.assert_allclose(r["stop_offset"], 0.1 * r["offset_gain"])
+    assert (r["contraction"] == 1.0).all()
+    p = ST.paired_ratio(r["offset_gain"], ST.per_run(hist, "t", "b", 50)["offset_gain"])
+    assert p["n"] == 3 and p["ratio"] == pytest.approx(2.0) and p["a_larger"] == 3
+    assert p["lo"] == pytest.approx(2.0) and p["hi"] == pytest.approx(2.0)     # the same ratio on every seed
+    # "b" with its spectrum columns equals "b0" (which logged none) in every column b0 has
+    same = ST.same_history(hist, "t", "b", "b0")
+    assert same["equal"] == [0, 1, 2]
+    hist.loc[(hist.variant == "b") & (hist.seed == 1) & (hist.step == 100), "test_acc"] += 1e-12
+    assert ST.same_history(hist, "t", "b", "b0")["equal"] == [0, 2]
+    with pytest.raises(ValueError, match="spectrum_every"):
+        ST.per_run(hist, "t", "b0", 0)
+    with pytest.raises(ValueError, match="variants"):
+        ST.per_run(hist, "t", "zz", 0)
+    with pytest.raises(ValueError, match="pair"):
+        ST.parse_pair("a-b", {"a", "b"})
+    with pytest.raises(ValueError, match="need ≥ 2"):
+        ST.paired_ratio(pd.Series([1.0], index=[0]), pd.Series([1.0], index=[0]))

@@ -165,6 +165,11 @@ def test_bad_convergence_settings_raise():
             EnergyNet([4, 3, 2], convergence="read_noise", noise_check_every=k)
     with pytest.raises(ValueError, match="noise_check_every"):       # the absolute test stops by itself
         EnergyNet([4, 3, 2], noise_check_every=5)
+    for p in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="noise_patience"):
+            EnergyNet([4, 3, 2], convergence="read_noise", noise_check_every=5, noise_patience=p)
+    with pytest.raises(ValueError, match="noise_patience"):          # it counts the noise-aware stop's checks
+        EnergyNet([4, 3, 2], convergence="read_noise", noise_patience=2)
 
 
 def test_default_spec_keeps_stored_keys():
@@ -175,7 +180,8 @@ def test_default_spec_keeps_stored_keys():
     # a model built directly leaves out the same added parameters as the registry does
     for kw in ({}, {"convergence": "read_noise"}, {"noise_alpha": 0.05},
                {"convergence": "read_noise", "noise_alpha": 0.2},
-               {"convergence": "read_noise", "noise_check_every": 10}):
+               {"convergence": "read_noise", "noise_check_every": 10},
+               {"convergence": "read_noise", "noise_check_every": 10, "noise_patience": 2}):
         direct, reg = EnergyNet(**kw).spec, neurozo.models.get("energy", **kw).registry_spec
         assert {k: direct.get(k) for k in ADDED} == {k: reg.get(k) for k in ADDED}
 
@@ -213,6 +219,21 @@ def test_a_settled_example_stops_at_a_check_with_probability_one_half(noisy, dat
     assert abs(first.mean() - 0.5) <= _rate_tol(0.5, B)
     assert k.converged[0, first].all()
     assert np.all(k.floor > np.sqrt(4 / 3) * k.noise)
+
+
+def test_with_patience_a_settled_example_stops_after_passing_checks_in_a_row(noisy, data):
+    """noise_patience = 2, checks K = 10 steps apart (the near-linear net forgets its noise within a few steps,
+    so the two checks are independent): from a settled state no example stops at the first check and a quarter
+    (½·½) stop at the second. Binomial tolerance, 4 SE (B = 4000: ± 0.027)."""
+    x, _ = data
+    m = _net()
+    prog = _prog(m, noisy)
+    settled = m.relax(prog, x, noisy, np.random.default_rng(3))
+    k = _net(noise_check_every=10, noise_patience=2).relax(prog, x, noisy, np.random.default_rng(4), steps=21,
+                                                            u0=settled.u)
+    assert not np.any(k.stop_steps == 10)
+    assert abs(np.mean(k.stop_steps == 20) - 0.25) <= _rate_tol(0.25, B)
+    assert k.converged[0, k.stop_steps == 20].all()
 
 
 def test_noise_aware_stop_saves_steps_and_keeps_the_verdict(noisy, data):

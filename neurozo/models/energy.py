@@ -54,7 +54,10 @@ deterministic part of power δ·c·s² passes a check with probability P(F(ν, �
 for ν ≈ N ≈ 140 (relative SD of F ≈ √(4/ν) ≈ 0.17) is 0.5 at δ = 0 and ≈ 0.16 at δ = 0.2: an
 example stops when what is left of its dynamics is small against the read noise's own jitter of the
 state. A stopped example keeps the floor of its last check; its verdict is the same test with q
-(it passed the stricter one, so it is converged). Examples still relaxing after T1 steps get the
+(it passed the stricter one, so it is converged). With ``noise_patience = P`` > 1 an example stops only
+after P checks in a row have passed (a failed check resets the count): a settled example then stops
+at the P-th check with probability ½ᴾ (checks K ≫ 1/(1 − ρ) steps apart are nearly independent), and
+a residual whose deterministic part is still decaying must stay under the median for P·K steps. Examples still relaxing after T1 steps get the
 end-of-relaxation test above. No early stop with a per-step β (continuous-time hEP: the state
 never settles) or with ``on_step``.
 
@@ -153,7 +156,7 @@ class Relaxation:
 CONVERGENCE = ["absolute", "read_noise"]
 #: parameters added after runs were stored, with the values those runs had: left out of the spec at these
 #: values (by the registry, and by ``spec`` for a model built directly), so stored runs keep their keys
-ADDED = {"convergence": "absolute", "noise_alpha": 0.01, "noise_check_every": 0}
+ADDED = {"convergence": "absolute", "noise_alpha": 0.01, "noise_check_every": 0, "noise_patience": 1}
 
 
 @registry.register("energy", added=ADDED)
@@ -164,13 +167,13 @@ class EnergyNet(Model):
     ``convergence``: "absolute" (‖F‖/√N ≤ tol, early stop per example) or "read_noise" (the
     residual is tested against tol and the read-noise floor measured at the end, with false-alarm
     rate ``noise_alpha`` for a settled example; no early stop unless ``noise_check_every`` = K ≥ 1:
-    then every K steps an example whose residual is at or below a settled one's median stops) — see
-    the module docstring."""
+    then every K steps an example whose residual is at or below a settled one's median stops, after
+    ``noise_patience`` such checks in a row) — see the module docstring."""
 
     def __init__(self, sizes: Sequence[int] = (64, 128, 10), activation: str = "ep_sigmoid",
                  tied: bool = True, alpha: float = 0.0, init_scale: float = 1.0, T1: int = 150,
                  dt: float = 1.0, tol: float = 1e-5, convergence: str = "absolute",
-                 noise_alpha: float = 0.01, noise_check_every: int = 0):
+                 noise_alpha: float = 0.01, noise_check_every: int = 0, noise_patience: int = 1):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             fail("sizes", sizes, "must list at least two widths [n_in, hidden..., n_out], e.g. [64, 128, 10]")
         self.sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
@@ -190,10 +193,15 @@ class EnergyNet(Model):
         if self.noise_check_every and self.convergence != "read_noise":
             fail("noise_check_every", noise_check_every, "must be 0 unless convergence='read_noise' (the "
                                                          "absolute test stops early at tol by itself)")
+        self.noise_patience = check_int("noise_patience", noise_patience, 1)
+        if self.noise_patience > 1 and not self.noise_check_every:
+            fail("noise_patience", noise_patience, "must be 1 unless noise_check_every ≥ 1 (it counts that "
+                                                   "rule's checks)")
         self._params = {"sizes": list(self.sizes), "activation": activation, "tied": tied, "alpha": alpha,
                         "init_scale": init_scale, "T1": T1, "dt": dt, "tol": tol}
         self._params.update({k: v for k, v in (("convergence", convergence), ("noise_alpha", noise_alpha),
-                                               ("noise_check_every", noise_check_every)) if v != ADDED[k]})
+                                               ("noise_check_every", noise_check_every),
+                                               ("noise_patience", noise_patience)) if v != ADDED[k]})
         self.state_sizes = self.sizes[1:]
         self.L = len(self.state_sizes)
         self.n_state = int(sum(self.state_sizes))
@@ -517,6 +525,7 @@ class EnergyNet(Model):
         stopping = early or K > 0
         active = np.arange(B)         # examples still relaxing (early stop is per example)
         stop_steps = np.zeros(B, dtype=np.int64)
+        passes = np.zeros(B, dtype=np.int64)     # noise-aware stop: checks passed in a row
         if self.convergence == "read_noise":
             noise, floor = np.full((P, B), np.nan), np.full((P, B), np.nan)
         N = self.n_state
@@ -550,7 +559,9 @@ class EnergyNet(Model):
                 done = np.sqrt(rs.max(axis=0) / N) <= tol       # converged for every member
             elif K and t % K == 0 and t < steps:  # noise-aware stop of the examples that have settled
                 s2, nu = self._read_noise(prog, xx, rr, substrate, rng, bt, yy)
-                done = np.all(rs / N <= tol ** 2 + 2.0 / (2.0 - self.dt) * s2, axis=0)   # the median floor
+                ok = np.all(rs / N <= tol ** 2 + 2.0 / (2.0 - self.dt) * s2, axis=0)     # the median floor
+                passes[active] = np.where(ok, passes[active] + 1, 0)
+                done = passes[active] >= self.noise_patience
                 noise[:, active[done]] = np.sqrt(s2[:, done])
                 floor[:, active[done]] = self._floor(s2[:, done], nu[:, done])
             else:

@@ -1,0 +1,185 @@
+"""Linear stability of EP networks along training, from stored EP-ablation histories (nothing is run).
+
+Reads the ``contraction`` and ``offset_gain`` columns that the EP learner logs with ``spectrum_every``
+(``neurozo.learners.ep``: per example, at its free state on the device's weights, ρ = max|1 + dt·λ(J)| and
+‖J⁻¹‖₂, J = W_rec·diag(φ') − I; the batch's median and max) and compares networks paired by seed:
+
+* per run, the mean over the rows of the second half of training (step ≥ ``--from-step``) of each column,
+  and the offset a residual-based stop may leave, ``offset_gain × noise_floor_free`` (state units RMS: the
+  floor is the stop's residual per unit, ‖F‖/√N);
+* per pair ``A:B`` (``--paired``), the per-seed ratio A/B of each figure, its mean with a 95 % bootstrap
+  interval over seeds (whole seeds resampled), and the number of seeds where A > B;
+* ``--same A:B`` checks that run A's history equals run B's in every column B has (wall time aside), seed by
+  seed — a diagnostic that takes no random draw leaves the rest of the history as it was;
+* a plot of the medians (solid) and maxima (dashed) over training, mean over seeds with 95 % bands.
+
+    python experiments/ep_stability.py docs/ep_homeostasis_pcm_rnes_spec_s8_history.csv.gz \\
+        --variants pcm_sym_rnes_spec pcm_untied_rnes_spec --paired pcm_sym_rnes_spec:pcm_untied_rnes_spec \\
+        --same pcm_sym_rnes_spec:pcm_sym_rnes pcm_untied_rnes_spec:pcm_untied_rnes --out docs/ep_pcm_stability
+
+Writes ``PREFIX.md`` (the tables) and ``PREFIX.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
+
+import pandas as pd  # noqa: E402
+
+COLUMNS = ("contraction", "offset_gain", "contraction_max", "offset_gain_max")
+#: columns that differ between two runs of the same history (not part of what a run computes)
+IGNORED = ("wall_time", "variant", "label", "key")
+
+
+def per_run(hist: pd.DataFrame, task: str, variant: str, from_step: int) -> pd.DataFrame:
+    """Per seed (index) the mean over rows with step ≥ ``from_step`` of COLUMNS and of the stop's possible
+    offset ``offset_gain × noise_floor_free`` (NaN rows — steps without a spectrum — left out)."""
+    h = hist[(hist["task"] == task) & (hist["variant"] == variant)]
+    if h.empty:
+        raise ValueError(f"variants: the history has no run of task {task!r} variant {variant!r}; it has "
+                         f"{sorted(set(hist.loc[hist['task'] == task, 'variant']))}")
+    missing = [c for c in COLUMNS if c not in h or h[c].isna().all()]
+    if missing:
+        raise ValueError(f"variants: {variant!r} logged no {missing} (run it with spectrum_every ≥ 1)")
+    h = h[h["step"] >= from_step]
+    cols = list(COLUMNS)
+    h = h.assign(stop_offset=h["offset_gain"] * h["noise_floor_free"]) if "noise_floor_free" in h else h
+    if "stop_offset" in h:
+        cols.append("stop_offset")
+    return h.groupby("seed")[cols].mean()
+
+
+def paired_ratio(a: pd.Series, b: pd.Series, boot: int = 20000, seed: int = 0) -> dict:
+    """Mean over the seeds both have of a/b, with a 95 % bootstrap interval (seeds resampled), and the
+    number of seeds where a > b."""
+    seeds = sorted(set(a.dropna().index) & set(b.dropna().index))
+    if len(seeds) < 2:
+        raise ValueError(f"paired: {len(seeds)} seed(s) in common; need ≥ 2 for an interval")
+    x, y = a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()
+    r = x / y
+    idx = np.random.default_rng(seed).integers(0, len(seeds), size=(boot, len(seeds)))
+    lo, hi = np.percentile(r[idx].mean(1), [2.5, 97.5])
+    return {"n": len(seeds), "ratio": float(r.mean()), "lo": float(lo), "hi": float(hi),
+            "a_larger": int(np.sum(x > y)), "a": float(x.mean()), "b": float(y.mean())}
+
+
+def same_history(hist: pd.DataFrame, task: str, a: str, b: str) -> dict:
+    """Seeds where run ``a``'s history equals run ``b``'s in every column ``b`` logged (IGNORED aside)."""
+    ha = hist[(hist["task"] == task) & (hist["variant"] == a)]
+    hb = hist[(hist["task"] == task) & (hist["variant"] == b)]
+    cols = [c for c in hb.columns if c not in IGNORED and hb[c].notna().any()]
+    seeds = sorted(set(ha["seed"]) & set(hb["seed"]))
+    if not seeds:
+        raise ValueError(f"same: no seed has runs of both {a!r} and {b!r}")
+    equal = []
+    for s in seeds:
+        xa = ha[ha["seed"] == s].sort_values("evaluations")[cols].reset_index(drop=True)
+        xb = hb[hb["seed"] == s].sort_values("evaluations")[cols].reset_index(drop=True)
+        if xa.shape == xb.shape and xa.equals(xb):
+            equal.append(s)
+    return {"n": len(seeds), "equal": equal, "columns": len(cols)}
+
+
+def parse_pair(text: str, known) -> tuple:
+    a, sep, b = text.partition(":")
+    if not sep or a not in known or b not in known:
+        raise ValueError(f"pair {text!r}: give A:B with both among {sorted(known)}")
+    return a, b
+
+
+def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, v in enumerate(variants):
+        h = hist[(hist["task"] == task) & (hist["variant"] == v)]
+        color = f"C{i}"
+        for ax, col in zip(axes, ("contraction", "offset_gain")):
+            for c, ls in ((col, "-"), (col + "_max", "--")):
+                g = h.dropna(subset=[c]).groupby("step")[c]
+                m, se, n = g.mean(), g.std(), g.count()
+                half = 1.96 * se / np.sqrt(n.clip(lower=1))
+                ax.plot(m.index, m.values, ls, color=color,
+                        label=(labels or {}).get(v, v) + (" (batch median)" if ls == "-" else " (batch max)"))
+                ax.fill_between(m.index, (m - half).values, (m + half).values, color=color, alpha=0.15, lw=0)
+    axes[0].set_title("contraction per step ρ = max|1 + dt·λ(J)|")
+    axes[1].set_title("offset gain ‖J⁻¹‖ (state offset per unit residual)")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("training step")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def markdown(runs: dict, pairs: dict, same: dict, cmd: str, from_step: int) -> str:
+    lines = [f"`{cmd}`", "",
+             f"Per run: mean over the rows with step ≥ {from_step} of the batch's median (max) at each row; "
+             "mean over seeds ± half a 95 % Student-t interval.", "",
+             "| variant | n | contraction ρ (median) | ρ (max) | offset gain (median) | offset gain (max) | "
+             "offset gain × stop floor |", "|---|---|---|---|---|---|---|"]
+    from scipy import stats
+
+    def ci(x):
+        x = x.dropna()
+        h = stats.t.ppf(0.975, len(x) - 1) * x.std() / np.sqrt(len(x)) if len(x) > 1 else np.nan
+        return f"{x.mean():.4g} ± {h:.2g}"
+
+    for v, r in runs.items():
+        off = ci(r["stop_offset"]) if "stop_offset" in r else "—"
+        lines.append(f"| {v} | {len(r)} | {ci(r['contraction'])} | {ci(r['contraction_max'])} | "
+                     f"{ci(r['offset_gain'])} | {ci(r['offset_gain_max'])} | {off} |")
+    if pairs:
+        lines += ["", "| A : B | figure | n | mean A | mean B | mean of A/B (95 % CI) | seeds A > B |",
+                  "|---|---|---|---|---|---|---|"]
+        for (a, b, col), p in pairs.items():
+            lines.append(f"| {a} : {b} | {col} | {p['n']} | {p['a']:.4g} | {p['b']:.4g} | "
+                         f"{p['ratio']:.3f} ({p['lo']:.3f} … {p['hi']:.3f}) | {p['a_larger']} of {p['n']} |")
+    if same:
+        lines += ["", "| A = B? | seeds | identical histories (columns of B) |", "|---|---|---|"]
+        for (a, b), s in same.items():
+            lines.append(f"| {a} = {b} | {s['n']} | {len(s['equal'])} of {s['n']} ({s['columns']} columns) |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("history", nargs="+", help="…_history.csv.gz files written by ep_homeostasis.py")
+    ap.add_argument("--task", default="mnist1d")
+    ap.add_argument("--variants", nargs="+", required=True, help="variants that logged the spectrum")
+    ap.add_argument("--paired", nargs="*", default=[], metavar="A:B")
+    ap.add_argument("--same", nargs="*", default=[], metavar="A:B")
+    ap.add_argument("--from-step", type=int, default=750)
+    ap.add_argument("--out", required=True, help="prefix of the written PREFIX.md and PREFIX.png")
+    a = ap.parse_args(argv)
+    hist = pd.concat([pd.read_csv(p) for p in a.history], ignore_index=True)
+    hist = hist.drop_duplicates(subset=["task", "variant", "seed", "evaluations"])
+    have = set(hist["variant"])
+    pairs = [parse_pair(p, a.variants) for p in a.paired]
+    sames = [parse_pair(p, have) for p in a.same]
+    runs = {v: per_run(hist, a.task, v, a.from_step) for v in a.variants}
+    cols = ["offset_gain", "contraction", "stop_offset"]
+    pr = {(x, y, c): paired_ratio(runs[x][c], runs[y][c]) for x, y in pairs for c in cols
+          if c in runs[x] and c in runs[y]}
+    sm = {(x, y): same_history(hist, a.task, x, y) for x, y in sames}
+    cmd = "python experiments/ep_stability.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = markdown(runs, pr, sm, cmd, a.from_step)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out + ".md", "w") as f:
+        f.write(md + "\n")
+    plot(hist, a.task, a.variants, a.out + ".png")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
