@@ -103,16 +103,23 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
     for i, v in enumerate(variants):
         h = hist[(hist["task"] == task) & (hist["variant"] == v)]
         color = f"C{i}"
-        for ax, col in zip(axes, ("contraction", "offset_gain")):
+        for ax, col, log in zip(axes, ("contraction", "offset_gain"), (False, True)):
             for c, ls in ((col, "-"), (col + "_max", "--")):
-                g = h.dropna(subset=[c]).groupby("step")[c]
+                x = h.dropna(subset=[c])
+                vals = np.log10(x[c].clip(lower=1e-300)) if log else x[c]    # the gain: geometric mean over seeds
+                g = vals.groupby(x["step"])
                 m, se, n = g.mean(), g.std(), g.count()
-                half = 1.96 * se / np.sqrt(n.clip(lower=1))
+                half = (1.96 * se / np.sqrt(n.clip(lower=1))).fillna(0.0)
+                lo, hi = m - half, m + half
+                if log:
+                    m, lo, hi = 10 ** m, 10 ** lo, 10 ** hi
                 ax.plot(m.index, m.values, ls, color=color,
                         label=(labels or {}).get(v, v) + (" (batch median)" if ls == "-" else " (batch max)"))
-                ax.fill_between(m.index, (m - half).values, (m + half).values, color=color, alpha=0.15, lw=0)
-    axes[0].set_title("contraction per step ρ = max|1 + dt·λ(J)|")
-    axes[1].set_title("offset gain ‖J⁻¹‖ (state offset per unit residual)")
+                ax.fill_between(m.index, lo.values, hi.values, color=color, alpha=0.15, lw=0)
+    axes[0].axhline(1.0, color="k", lw=0.6, ls=":")
+    axes[0].set_title("contraction per step ρ = max|1 + dt·λ(J)|\n(≥ 1: not stable there; mean over seeds)",
+                      fontsize=9)
+    axes[1].set_title("offset gain ‖J⁻¹‖, state offset per unit residual\n(geometric mean over seeds)", fontsize=9)
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("training step")
@@ -160,6 +167,7 @@ def main(argv=None):
     ap.add_argument("--paired", nargs="*", default=[], metavar="A:B")
     ap.add_argument("--same", nargs="*", default=[], metavar="A:B")
     ap.add_argument("--from-step", type=int, default=750)
+    ap.add_argument("--labels", nargs="*", default=[], metavar="VARIANT=LABEL", help="legend labels")
     ap.add_argument("--out", required=True, help="prefix of the written PREFIX.md and PREFIX.png")
     a = ap.parse_args(argv)
     hist = pd.concat([pd.read_csv(p) for p in a.history], ignore_index=True)
@@ -177,7 +185,8 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out + ".md", "w") as f:
         f.write(md + "\n")
-    plot(hist, a.task, a.variants, a.out + ".png")
+    labels = dict(x.split("=", 1) for x in a.labels if "=" in x)
+    plot(hist, a.task, a.variants, a.out + ".png", labels)
     print(md)
 
 
