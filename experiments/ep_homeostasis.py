@@ -635,10 +635,14 @@ def prior_runs(paths, jobs) -> dict:
     A run is taken only if it is the job's configuration: its logged evaluations must reach the
     job's budget, and where the file carries the run's store key (files written since 2026-12-04)
     the key must be the job's (or its ``legacy_key``), so a run of another |β|, T2, λ or lr is
-    found too; a run that fails either check is an error, not silently mixed in."""
+    found too; a run that fails either check is an error, not silently mixed in. A run found in
+    several files (a history written with ``--history`` of another carries that one's runs) is taken
+    once, from the first file that has it."""
     if not paths:
         return {}
-    old = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    old = pd.concat([pd.read_csv(p).assign(_file=i) for i, p in enumerate(paths)], ignore_index=True)
+    first = old.groupby(["task", "variant", "seed"])["_file"].transform("min")
+    old = old[old["_file"] == first].drop(columns="_file")
     out = {}
     for j in jobs:
         task, variant, seed, scale, _store, hidden, beta, T2, lr = j

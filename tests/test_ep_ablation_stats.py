@@ -136,6 +136,12 @@ def test_prior_runs_are_taken_only_with_the_jobs_budget(tmp_path):
     with pytest.raises(ValueError, match="untied seed 0 ran"):
         E.prior_runs([str(path)], [job("untied", 0)])
     assert E.prior_runs([], [job("sym", 0)]) == {}
+    # a run carried by two files (one written with --history of the other) is taken once, from the first
+    again = tmp_path / "h2.csv.gz"
+    _hist("mnist1d", "sym", 0, budget, [0.1, 0.5, 0.9]).to_csv(again, index=False)
+    got = E.prior_runs([str(again), str(path)], [job("sym", 0), job("sym", 1)])
+    assert list(got[("mnist1d", "sym", 0)]["test_acc"]) == [0.1, 0.5, 0.9]
+    assert list(got[("mnist1d", "sym", 1)]["test_acc"]) == [0.1, 0.4, 0.7]
 
 
 def test_recovery_is_measured_from_each_variants_own_untied_baseline():
