@@ -80,7 +80,9 @@ and 4.7 pp (untied) on PCM/mnist1d against running every relaxation to its end, 
 energy (docs/ep_homeostasis.md). To save that energy without stopping on a noise dip, give the
 model ``noise_check_every=K`` as well: every K steps an example stops once its residual is no
 larger than a settled example's median (``models.energy``): on PCM/mnist1d 0.41–0.43× the
-energy, the untied networks' accuracy kept, tied hEP 1.2 pp lower (docs/ep_homeostasis.md).
+energy, the untied networks' accuracy kept, tied hEP 1.2 pp lower — the tied device contracts more
+slowly (``spectrum_every`` below) — and with ``noise_patience=2`` (two passed checks in a row) 0.75×
+the energy with every network within 0.25 pp of the full relaxation (docs/ep_homeostasis.md).
 (The continuous-time estimator's state follows a rotating nudge and has no fixed point; its
 residual is logged, not tested.)
 
