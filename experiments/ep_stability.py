@@ -123,9 +123,10 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("training step")
-    axes[0].legend(fontsize=7)
+    handles, names = axes[0].get_legend_handles_labels()
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.legend(handles, names, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
