@@ -268,8 +268,9 @@ def test_no_noise_aware_stop_with_a_per_step_beta(noisy, data):
 
 
 def test_learner_logs_the_relaxation_length():
-    """relax_steps_free: the free phase's mean steps per example — T1 without early stop, fewer with the
-    noise-aware stop on PCM (every 5 steps; the net settles within T1 = 40 at the start)."""
+    """relax_steps_free / relax_steps_nudged: the free / nudged phases' mean steps per example — T1 / T2
+    without early stop, fewer with the noise-aware stop on PCM (every 5 steps; the net settles within
+    T1 = 40 at the start)."""
     def run(check):
         model = {"name": "energy", "sizes": [64, 16, 10], "dt": 0.5, "T1": 40, "tol": 1e-4,
                  "convergence": "read_noise", "noise_check_every": check}
@@ -281,4 +282,9 @@ def test_learner_logs_the_relaxation_length():
     full, early = run(0), run(5)
     assert (full["relax_steps_free"] == 40).all()
     assert (early["relax_steps_free"] < 30).all()
+    # the nudged phases (T2 = 10, one check at step 5; N = 2: two phases of 128 examples a step) start from the
+    # free state and move with the nudge: some examples stop at the check (mean 8.7 steps seen when written), and
+    # none stops before it
+    assert (full["relax_steps_nudged"] == 10).all()
+    assert (early["relax_steps_nudged"] < 10).all() and (early["relax_steps_nudged"] >= 5).all()
     assert early["energy_pj"].iloc[-1] < full["energy_pj"].iloc[-1]

@@ -59,7 +59,7 @@ Non-convergence: the residual ‖F(u)‖/√N of the free and nudged phases is l
 step (``residual_free``/``residual_nudged``: largest in the batch; ``nonconverged``/
 ``nonconverged_nudged``: fraction of the batch above the model's ``tol`` after T1/T2
 steps; ``relax_steps_free``: the free phase's mean steps per example, less than T1 where an
-early stop ended it). ``nonconverged="skip"`` drops those examples from the update (``skipped``:
+early stop ended it; ``relax_steps_nudged``: the same over the nudged phases). ``nonconverged="skip"`` drops those examples from the update (``skipped``:
 the fraction dropped), ``"raise"`` stops with an error, ``"report"`` (default) keeps
 them and logs. On a noisy device the residual never falls below the read-noise floor
 (on the PCM crossbar ≈ 1.1 × the RMS read noise of a unit's drive), and on a crossbar that
@@ -216,11 +216,12 @@ RBP_ACCEPT = 1e-6
 
 
 def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: float, N: int, T2: int,
-             periods: int = 2) -> Tuple[List[np.ndarray], int, np.ndarray, np.ndarray]:
+             periods: int = 2, lengths: list | None = None) -> Tuple[List[np.ndarray], int, np.ndarray, np.ndarray]:
     """EP neuronal error d per layer (B, n_k) from the free state ``free`` (a ``Relaxation``).
 
     Returns (d, evaluations used, per-example largest residual of the nudged phases (B,),
-    per-example "every nudged phase converged" (B,) by the model's convergence test).
+    per-example "every nudged phase converged" (B,) by the model's convergence test). A list given as
+    ``lengths`` gets each nudged relaxation's ``stop_steps`` (B,) appended.
     """
     r0 = [a[0] for a in free.r]
     res = np.zeros(len(x))
@@ -229,6 +230,8 @@ def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: floa
     def nudged(b, steps=T2, **kw):
         nonlocal res, ok
         rel = model.relax(prog, x, substrate, rng, steps=steps, u0=free.u, beta=b, y=y, **kw)
+        if lengths is not None:
+            lengths.append(rel.stop_steps)
         res = np.maximum(res, rel.residual[0])
         ok = ok & rel.converged[0]
         return [a[0] for a in rel.r]
@@ -316,6 +319,7 @@ class EP(Learner):
             fail("model", getattr(model, "spec", {}).get("name", type(model).__name__),
                  "the ep learner needs an energy model ({'name': 'energy', ...})")
         nudged_rbp = p.estimator == "rbp" and p.rbp_examples == "nudged"
+        lengths: list = []       # stop steps of every nudged relaxation
         if p.estimator == "continuous" or ((p.estimator == "holomorphic" or nudged_rbp) and p.N > 2):
             if model.activation not in ep_k.HOLOMORPHIC:
                 fail("model.activation", model.activation, f"the {p.estimator} estimator relaxes complex states: "
@@ -368,12 +372,14 @@ class EP(Learner):
             res = None
             if nudged_rbp:      # hEP's nudged phases, only to find the examples hEP drops
                 _, used, res, ok_n = ep_error(model, prog, x, y, free, sub, rng, "holomorphic", p.beta, p.N,
-                                              p.T2)
+                                              p.T2, lengths=lengths)
                 problem.count(used)
         else:
             d, used, res, ok_n = ep_error(model, prog, x, y, free, sub, rng, p.estimator, p.beta, p.N, p.T2,
-                                          p.periods)
+                                          p.periods, lengths=lengths)
             problem.count(used)
+        if lengths:
+            info["relax_steps_nudged"] = float(np.mean(np.concatenate(lengths)))
         if res is not None:
             info["residual_nudged"] = float(res.max())
             if p.estimator != "continuous":   # a rotating nudge keeps the state moving: no fixed point
