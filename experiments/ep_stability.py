@@ -50,8 +50,8 @@ def per_run(hist: pd.DataFrame, task: str, variant: str, from_step: int) -> pd.D
         raise ValueError(f"variants: {variant!r} logged no {missing} (run it with spectrum_every ≥ 1)")
     h = h[h["step"] >= from_step]
     cols = list(COLUMNS)
-    h = h.assign(stop_offset=h["offset_gain"] * h["noise_floor_free"]) if "noise_floor_free" in h else h
-    if "stop_offset" in h:
+    if "noise_floor_free" in h:
+        h = h.assign(stop_offset=h["offset_gain"] * h["noise_floor_free"])
         cols.append("stop_offset")
     return h.groupby("seed")[cols].mean()
 
@@ -136,12 +136,12 @@ def markdown(runs: dict, pairs: dict, same: dict, cmd: str, from_step: int) -> s
              "mean over seeds ± half a 95 % Student-t interval.", "",
              "| variant | n | contraction ρ (median) | ρ (max) | offset gain (median) | offset gain (max) | "
              "offset gain × stop floor |", "|---|---|---|---|---|---|---|"]
-    from scipy import stats
+    from neurozo.plotting.curves import mean_ci
 
     def ci(x):
         x = x.dropna()
-        h = stats.t.ppf(0.975, len(x) - 1) * x.std() / np.sqrt(len(x)) if len(x) > 1 else np.nan
-        return f"{x.mean():.4g} ± {h:.2g}"
+        m, h = mean_ci(x.to_numpy())
+        return f"{m:.4g} ± {h if len(x) > 1 else np.nan:.2g}"      # no interval from one seed
 
     for v, r in runs.items():
         off = ci(r["stop_offset"]) if "stop_offset" in r else "—"
@@ -168,7 +168,8 @@ def main(argv=None):
     ap.add_argument("--paired", nargs="*", default=[], metavar="A:B")
     ap.add_argument("--same", nargs="*", default=[], metavar="A:B")
     ap.add_argument("--from-step", type=int, default=750)
-    ap.add_argument("--labels", nargs="*", default=[], metavar="VARIANT=LABEL", help="legend labels")
+    ap.add_argument("--labels", nargs="*", default=[], metavar="VARIANT=LABEL",
+                    help="legend labels")
     ap.add_argument("--out", required=True, help="prefix of the written PREFIX.md and PREFIX.png")
     a = ap.parse_args(argv)
     hist = pd.concat([pd.read_csv(p) for p in a.history], ignore_index=True)

@@ -59,8 +59,8 @@ Non-convergence: the residual ‖F(u)‖/√N of the free and nudged phases is l
 step (``residual_free``/``residual_nudged``: largest in the batch; ``nonconverged``/
 ``nonconverged_nudged``: fraction of the batch above the model's ``tol`` after T1/T2
 steps; ``relax_steps_free``: the free phase's mean steps per example, less than T1 where an
-early stop ended it; ``relax_steps_nudged``: the same over the nudged phases). ``nonconverged="skip"`` drops those examples from the update (``skipped``:
-the fraction dropped), ``"raise"`` stops with an error, ``"report"`` (default) keeps
+early stop ended it; ``relax_steps_nudged``: the same over the nudged phases).
+``nonconverged="skip"`` drops those examples from the update (``skipped``: the fraction dropped), ``"raise"`` stops with an error, ``"report"`` (default) keeps
 them and logs. On a noisy device the residual never falls below the read-noise floor
 (on the PCM crossbar ≈ 1.1 × the RMS read noise of a unit's drive), and on a crossbar that
 floor grows with the weights (output noise and ADC range are relative to each array's
@@ -216,7 +216,8 @@ RBP_ACCEPT = 1e-6
 
 
 def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: float, N: int, T2: int,
-             periods: int = 2, lengths: list | None = None) -> Tuple[List[np.ndarray], int, np.ndarray, np.ndarray]:
+             periods: int = 2,
+             lengths: list | None = None) -> Tuple[List[np.ndarray], int, np.ndarray, np.ndarray]:
     """EP neuronal error d per layer (B, n_k) from the free state ``free`` (a ``Relaxation``).
 
     Returns (d, evaluations used, per-example largest residual of the nudged phases (B,),
@@ -319,7 +320,6 @@ class EP(Learner):
             fail("model", getattr(model, "spec", {}).get("name", type(model).__name__),
                  "the ep learner needs an energy model ({'name': 'energy', ...})")
         nudged_rbp = p.estimator == "rbp" and p.rbp_examples == "nudged"
-        lengths: list = []       # stop steps of every nudged relaxation
         if p.estimator == "continuous" or ((p.estimator == "holomorphic" or nudged_rbp) and p.N > 2):
             if model.activation not in ep_k.HOLOMORPHIC:
                 fail("model.activation", model.activation, f"the {p.estimator} estimator relaxes complex states: "
@@ -363,6 +363,7 @@ class EP(Learner):
             info["rbp_residual"] = float(np.max(rbp_change))
             info["rbp_nonconverged"] = float(1.0 - rbp_ok.mean())
             delta = [np.where(rbp_ok[:, None], a, 0.0) for a in delta]    # never use a diverged δ
+        lengths: list = []       # stop steps of every nudged relaxation
         if p.estimator == "rbp":
             d = delta
             problem.count(1)

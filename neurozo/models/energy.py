@@ -57,8 +57,8 @@ state. A stopped example keeps the floor of its last check; its verdict is the s
 (it passed the stricter one, so it is converged). With ``noise_patience = P`` > 1 an example stops only
 after P checks in a row have passed (a failed check resets the count): a settled example then stops
 at the P-th check with probability ½ᴾ (checks K ≫ 1/(1 − ρ) steps apart are nearly independent), and
-a residual whose deterministic part is still decaying must stay under the median for P·K steps. Examples still relaxing after T1 steps get the
-end-of-relaxation test above. No early stop with a per-step β (continuous-time hEP: the state
+a residual whose deterministic part is still decaying must stay under the median for P·K steps.
+Examples still relaxing after T1 steps get the end-of-relaxation test above. No early stop with a per-step β (continuous-time hEP: the state
 never settles) or with ``on_step``.
 
 In a layered network W_rec couples only neighbouring layers (a bipartite
@@ -284,7 +284,8 @@ class EnergyNet(Model):
         return self._assemble(W, B)
 
     def linear_stability(self, M: np.ndarray, u: Sequence[np.ndarray]):
-        """Linear stability of the relaxation at the states ``u`` (per layer (B, n_k)), W_rec = ``M`` (N, N).
+        """Linear stability of the relaxation at the states ``u`` (per layer (B, n_k)), W_rec = ``M``
+        (N, N).
 
         Per example b, with D_b = diag(φ'(u_b)) and the Jacobian of the vector field
 
