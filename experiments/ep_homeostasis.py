@@ -424,6 +424,26 @@ RECOVERY_METRICS = {   # history column → (sign making "higher is better", uni
 }
 
 
+def _triple_pivots(hist: pd.DataFrame, task: str, homeo: str, sym: str, metric: str):
+    """({"sym", "untied", "homeo"}: step × seed table of ``metric``, signed so that higher is better;
+    homeostasis's untied baseline is its own, ``untied_base``), and the steps every run of the three
+    logged."""
+    if metric not in RECOVERY_METRICS:
+        raise ValueError(f"metric={metric!r}: must be one of {sorted(RECOVERY_METRICS)}")
+    sign = RECOVERY_METRICS[metric][0]
+    sub = hist[hist["task"] == task]
+    names = {"sym": sym, "untied": untied_base(homeo), "homeo": homeo}
+    piv = {k: sign * sub[sub["variant"] == v].pivot_table(index="step", columns="seed", values=metric)
+           for k, v in names.items()}
+    return piv, sorted(set.intersection(*(set(p.dropna().index) for p in piv.values())))
+
+
+def _window_finals(piv: dict, steps: list, i: int, last: int) -> dict:
+    """Each variant's per-seed mean over the ``last`` common steps ending at ``steps[i]``."""
+    win = steps[i - last + 1:i + 1]
+    return {k: p.loc[win].mean().dropna() for k, p in piv.items()}
+
+
 def recovery_over_training(hist: pd.DataFrame, task: str, homeo: str, sym: str = "sym", last: int = 3,
                            boot: int = 4000, seed: int = 0, goal: float = 0.8,
                            metric: str = "test_acc") -> pd.DataFrame:
@@ -437,23 +457,51 @@ def recovery_over_training(hist: pd.DataFrame, task: str, homeo: str, sym: str =
     Returns one row per step: step, n, R, R_lo, R_hi, p_goal, no_gap, gap, gap_lo, gap_hi (symmetric
     better than untied by), and deficit, deficit_lo, deficit_hi (symmetric better than homeostasis by,
     paired bootstrap)."""
-    if metric not in RECOVERY_METRICS:
-        raise ValueError(f"metric={metric!r}: must be one of {sorted(RECOVERY_METRICS)}")
-    sign = RECOVERY_METRICS[metric][0]
-    sub = hist[hist["task"] == task]
-    names = {"sym": sym, "untied": untied_base(homeo), "homeo": homeo}
-    piv = {k: sign * sub[sub["variant"] == v].pivot_table(index="step", columns="seed", values=metric)
-           for k, v in names.items()}
-    steps = sorted(set.intersection(*(set(p.dropna().index) for p in piv.values())))
+    piv, steps = _triple_pivots(hist, task, homeo, sym, metric)
     rows = []
     for i in range(last - 1, len(steps)):
-        win = steps[i - last + 1:i + 1]
-        finals = {k: p.loc[win].mean().dropna() for k, p in piv.items()}
+        finals = _window_finals(piv, steps, i, last)
         d = paired_difference(finals["sym"], finals["homeo"], boot, seed)
         rows.append({"step": int(steps[i]), **recovery_bootstrap(finals, boot, seed, goal),
                      "deficit": d.get("diff", np.nan), "deficit_lo": d.get("lo", np.nan),
                      "deficit_hi": d.get("hi", np.nan)})
     return pd.DataFrame(rows)
+
+
+def change_between(hist: pd.DataFrame, task: str, homeo: str, step_a: int, step_b: int, sym: str = "sym",
+                   last: int = 3, boot: int = 4000, seed: int = 0, metric: str = "test_acc") -> dict:
+    """How the gap and the deficit move between two steps of the same runs, paired by seed.
+
+    At each of ``step_a`` < ``step_b`` every seed's value is, as in ``recovery_over_training``, the mean
+    of its ``last`` evaluations ending there (signed so that higher is better: a loss is negated), over
+    the seeds that have all three runs. Per seed, gap = symmetric − untied (homeostasis's own untied
+    baseline) and deficit = symmetric − homeostasis; returns ``{"n", "seeds": per-seed frame,
+    "gap", "deficit", "sym", "untied", "homeo": paired_difference of the value at step_b against
+    step_a}`` (mean change with its 95 % bootstrap interval over whole seeds) and the recovery at both
+    steps (``"R_a"``, ``"R_b"``: ``recovery_bootstrap``). ValueError if a step is not one that every
+    run logged, or has fewer than ``last`` common steps up to it."""
+    if not (isinstance(step_a, (int, np.integer)) and isinstance(step_b, (int, np.integer)) and step_a < step_b):
+        raise ValueError(f"steps ({step_a!r}, {step_b!r}): need two integer steps with step_a < step_b")
+    piv, steps = _triple_pivots(hist, task, homeo, sym, metric)
+    at = {}
+    for st in (step_a, step_b):
+        if st not in steps or steps.index(st) < last - 1:
+            raise ValueError(f"step={st}: not a step all three runs logged with {last - 1} logged steps before "
+                             f"it (common steps {steps[:3]} … {steps[-3:]})" if steps else
+                             f"step={st}: the three variants share no logged step")
+        at[st] = _window_finals(piv, steps, steps.index(st), last)
+    seeds = sorted(set.intersection(*(set(f.index) for st in at for f in at[st].values())))
+    frame = pd.DataFrame({f"{k}_{st}": at[st][k].loc[seeds] for st in (step_a, step_b)
+                          for k in ("sym", "untied", "homeo")})
+    for st in (step_a, step_b):
+        frame[f"gap_{st}"] = frame[f"sym_{st}"] - frame[f"untied_{st}"]
+        frame[f"deficit_{st}"] = frame[f"sym_{st}"] - frame[f"homeo_{st}"]
+    out = {"n": len(seeds), "seeds": frame}
+    for k in ("gap", "deficit", "sym", "untied", "homeo"):
+        out[k] = paired_difference(frame[f"{k}_{step_b}"], frame[f"{k}_{step_a}"], boot, seed)
+    out["R_a"], out["R_b"] = (recovery_bootstrap({k: at[st][k].loc[seeds] for k in ("sym", "untied", "homeo")},
+                                                 boot, seed) for st in (step_a, step_b))
+    return out
 
 
 def plot_recovery(curves: dict, out_path: str, goal: float = 0.8, metric: str = "test_acc"):

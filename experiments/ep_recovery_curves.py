@@ -26,6 +26,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import ep_homeostasis as E  # noqa: E402
@@ -71,6 +72,9 @@ def main(argv=None):
     ap.add_argument("--boot", type=int, default=4000, help="bootstrap resamples per step")
     ap.add_argument("--metric", default="test_acc", choices=sorted(E.RECOVERY_METRICS),
                     help="what is recovered: test accuracy (default) or a loss (gap and deficit in nats)")
+    ap.add_argument("--between", nargs=2, type=int, metavar=("STEP_A", "STEP_B"), default=None,
+                    help="also print, per curve, how the gap and the deficit change from STEP_A to STEP_B in the "
+                         "same runs (paired by seed; ep_homeostasis.change_between)")
     a = ap.parse_args(argv)
     try:
         specs = [parse_curve(c) for c in a.curve]
@@ -78,6 +82,7 @@ def main(argv=None):
         ap.error(str(e))
     try:
         curves = curves_of(specs, a.boot, metric=a.metric)
+        changes = changes_of(specs, *a.between, boot=a.boot, metric=a.metric) if a.between else {}
     except ValueError as e:
         ap.error(str(e))
     if os.path.dirname(a.out):
@@ -93,6 +98,35 @@ def main(argv=None):
               f"({100 * last['R_lo']:.0f} … {100 * last['R_hi']:.0f}), gap {k * last['gap']:.{d}f} {unit}, "
               f"deficit {k * last['deficit']:.{d}f} {unit} ({k * last['deficit_lo']:.{d}f} … "
               f"{k * last['deficit_hi']:.{d}f})")
+
+    for n, ch in changes.items():
+        print(change_text(n, ch, *a.between, a.metric))
+
+
+def changes_of(specs, step_a: int, step_b: int, boot: int = 4000, seed: int = 0, metric: str = "test_acc") -> dict:
+    """{name: ep_homeostasis.change_between(...)} for the parsed ``specs``."""
+    return {name: E.change_between(pd.read_csv(path), task, variant, step_a, step_b, boot=boot, seed=seed,
+                                   metric=metric) for name, path, task, variant in specs}
+
+
+def change_text(name: str, ch: dict, step_a: int, step_b: int, metric: str = "test_acc") -> str:
+    """Markdown lines: each quantity at both steps (mean over seeds) and its paired change."""
+    _, unit, k = E.RECOVERY_METRICS[metric]
+    d = 2 if unit == "pp" else 4
+    f = ch["seeds"]
+    lines = [f"{name}: {metric} from step {step_a} to step {step_b}, {ch['n']} seeds (paired by seed)", "",
+             f"| | step {step_a} | step {step_b} | change (95 % CI) |", "|---|---|---|---|"]
+    for q in ("sym", "untied", "homeo", "gap", "deficit"):
+        c = ch[q]
+        ci = f" ({k * c['lo']:+.{d}f} … {k * c['hi']:+.{d}f})" if "lo" in c else ""
+        lines.append(f"| {q} | {k * f[f'{q}_{step_a}'].mean():.{d}f} | {k * f[f'{q}_{step_b}'].mean():.{d}f} | "
+                     f"{k * c.get('diff', np.nan):+.{d}f} {unit}{ci} |")
+    for tag, st in (("R_a", step_a), ("R_b", step_b)):
+        r = ch[tag]
+        if "R" in r:
+            lines.append(f"\nR at step {st}: {100 * r['R']:.0f} % ({100 * r['R_lo']:.0f} … {100 * r['R_hi']:.0f}), "
+                         f"P(R ≥ 80 %) = {r['p_goal']:.2f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

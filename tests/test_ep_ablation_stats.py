@@ -274,6 +274,52 @@ def test_recovery_over_training_uses_the_variants_own_baseline_and_common_seeds(
     assert c["R"].to_numpy() == pytest.approx(np.full(len(c), 0.06 / 0.08))
 
 
+def _growing_gap_history():
+    """r(t) = t/750 and the symmetric runs' lead growing by 4e-5 per step: gap(t) = 0.04 + 4e-5·t,
+    deficit(t) = gap(t) − r(t)·0.04; seed 3 lacks its homeostasis run."""
+    hist = _history(lambda t: t / 750)
+    sym = hist["variant"] == "sym"
+    hist.loc[sym, "test_acc"] += 4e-5 * hist.loc[sym, "step"]
+    return hist[~((hist["variant"] == "homeo5orth") & (hist["seed"] == 3))]
+
+
+def test_change_between_is_the_exact_paired_change_of_the_window_means():
+    ch = E.change_between(_growing_gap_history(), "mnist1d", "homeo5orth", 300, 750, boot=200)
+    assert ch["n"] == 3 and list(ch["seeds"].index) == [0, 1, 2]
+    # windows: steps 0, 150, 300 (means: t 150, r 0.2) and 450, 600, 750 (t 600, r 0.8)
+    want = {"gap": 0.064 - 0.046, "deficit": (0.064 - 0.032) - (0.046 - 0.008), "untied": 0.0004 * 450,
+            "sym": 0.0004 * 450 + 4e-5 * 450, "homeo": 0.0004 * 450 + 0.04 * 0.6}
+    for k, v in want.items():
+        c = ch[k]
+        assert c["n"] == 3 and c["diff"] == pytest.approx(v) and c["lo"] == pytest.approx(v) and c["hi"] == pytest.approx(v)
+    assert ch["R_a"]["R"] == pytest.approx(0.008 / 0.046) and ch["R_b"]["R"] == pytest.approx(0.032 / 0.064)
+    assert ch["seeds"]["gap_750"].to_numpy() == pytest.approx(np.full(3, 0.064))
+
+
+def test_change_between_names_a_step_it_cannot_use():
+    hist = _growing_gap_history()
+    for a, b, msg in ((300, 700, "step=700: not a step all three runs logged"),
+                      (150, 750, "step=150: not a step all three runs logged with 2 logged steps before"),
+                      (750, 300, r"steps \(750, 300\): need two integer steps with step_a < step_b"),
+                      (300.0, 750, "need two integer steps")):
+        with pytest.raises(ValueError, match=msg):
+            E.change_between(hist, "mnist1d", "homeo5orth", a, b)
+    with pytest.raises(ValueError, match="metric='energy'"):
+        E.change_between(hist, "mnist1d", "homeo5orth", 300, 750, metric="energy")
+
+
+def test_recovery_curves_script_prints_the_change_between_two_steps(tmp_path, capsys):
+    p = tmp_path / "h.csv.gz"
+    _growing_gap_history().to_csv(p, index=False)
+    C.main(["--out", str(tmp_path / "rec"), "--boot", "200", "--between", "300", "750",
+            "--curve", f"grow={p}:mnist1d:homeo5orth"])
+    out = capsys.readouterr().out
+    assert "grow: test_acc from step 300 to step 750, 3 seeds" in out
+    assert "| gap | 4.60 | 6.40 | +1.80 pp (+1.80 … +1.80) |" in out
+    assert "| deficit | 3.80 | 3.20 | -0.60 pp (-0.60 … -0.60) |" in out
+    assert "R at step 750: 50 %" in out
+
+
 def test_prior_runs_check_the_run_key_where_the_history_carries_it(tmp_path):
     """A reused run of the right length but another configuration (here |β| 0.2 against 0.1) is
     refused when the history file carries the run's store key; the right key, or none (older
