@@ -1,5 +1,6 @@
-"""Linear stability of the energy model's relaxation (``EnergyNet.linear_stability``) and the EP
-learner's ``spectrum_every`` diagnostic.
+"""Linear stability of the energy model's relaxation (``EnergyNet.linear_stability``), the distance
+of a stopped state from where the relaxation settles (``EnergyNet.settle_offset``), and the EP
+learner's ``spectrum_every`` and ``offset_every`` diagnostics.
 
 The Jacobian J = W_rec·diag(φ'(u)) − I is checked against finite differences of the relaxation
 itself (F(u) = (u' − u)/dt from one Euler step on a float64 substrate), the contraction ρ against
@@ -88,6 +89,48 @@ def test_contraction_and_offset_gain_describe_the_end_of_a_relaxation(sizes, t):
     np.testing.assert_allclose(off / F, m.dt / (1 - rho), rtol=5e-3)            # measured within 4.9e-4
 
 
+def test_settle_offset_on_a_noiseless_substrate_is_the_distance_to_the_fixed_point():
+    m = EnergyNet([64, 16, 10], dt=0.5, T1=4000, tol=1e-13)
+    th = m.init(np.random.default_rng(3))
+    x = np.random.default_rng(0).uniform(0, 1, (4, 64))
+    prog, ustar = _fixed_point(m, th, x)
+    rng = np.random.default_rng(0)
+    stop = m.relax(prog, x, IDEAL, rng, steps=4000, tol=1e-3)            # stopped at a residual of 1e-3
+    u = [a[0] for a in stop.u]
+    before = IDEAL.costs.snapshot()
+    off, spread = m.settle_offset(prog, x, stop.u, IDEAL, rng, steps=4000)
+    assert IDEAL.costs.snapshot() == before                              # the continuation is not counted
+    N = m.n_state
+    true = np.linalg.norm(np.concatenate([a - b for a, b in zip(u, ustar)], axis=-1), axis=-1) / np.sqrt(N)
+    assert np.all(spread[0] < 1e-12) and np.all(true > 1e-5)
+    np.testing.assert_allclose(off[0], true, rtol=1e-8)
+    _, g = m.linear_stability(m.recurrent_matrix(th), ustar)
+    F = np.linalg.norm(_vector_field(m, prog, x, u), axis=-1) / np.sqrt(N)
+    assert np.all(off[0] <= g * F * 1.01)          # first order in a residual of 1e-3: 1 % slack
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_settle_offset_of_a_settled_noisy_state_is_its_scatter_and_of_an_early_stop_more(tied):
+    # PCM read noise: a state relaxed to its end is a draw from the settled scatter, so offset/spread ≈ 1
+    # (≈ √(1 + 1/W_eff) for W_eff independent samples in the 150-step window: 1.01–1.03 measured when
+    # written); per example the ratio's 5–95 % range was 0.83–1.36, so the median of 64 has a standard
+    # error ≈ 0.025, and 0.15 is six of them. Five steps from 0 leave the state far from settled.
+    m = EnergyNet([64, 32, 10], T1=150, dt=0.5, tol=1e-4, tied=tied, alpha=0.0 if tied else 90.0,
+                  convergence="read_noise")
+    sub = neurozo.substrates.get("pcm")
+    x, _ = neurozo.tasks.get("digits").batch(np.random.default_rng(0), 64)
+    th = 3 * m.init(np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    prog = m.program(th[None], sub, rng)
+    for steps, lo, hi in ((150, 0.85, 1.15), (5, 4.0, np.inf)):
+        rel = m.relax(prog, x, sub, rng, steps=steps)
+        off, spread = m.settle_offset(prog, x, rel.u, sub, np.random.default_rng(3), 300)
+        assert off.shape == spread.shape == (1, 64) and np.all(spread > 0)
+        assert lo <= np.median(off / spread) <= hi
+    with pytest.raises(ValueError, match="steps"):
+        m.settle_offset(prog, x, rel.u, sub, rng, steps=1)
+
+
 def test_linear_stability_rejects_a_matrix_of_the_wrong_size():
     m = EnergyNet([64, 16, 10])
     with pytest.raises(ValueError, match="M="):
@@ -101,8 +144,13 @@ def _problem(model, substrate, seed=0):
     return prob
 
 
+DIAGNOSTICS = {"spectrum_every": {"contraction", "contraction_max", "offset_gain", "offset_gain_max"},
+               "offset_every": {"state_offset", "state_offset_max", "state_spread"}}
+
+
+@pytest.mark.parametrize("diagnostic", sorted(DIAGNOSTICS))
 @pytest.mark.parametrize("substrate, align_every", [("ideal", 1), ("pcm", 1), ("pcm", 0)])
-def test_spectrum_every_logs_the_diagnostic_and_changes_nothing_else(substrate, align_every):
+def test_spectrum_every_logs_the_diagnostic_and_changes_nothing_else(substrate, align_every, diagnostic):
     model = EnergyNet([64, 24, 10], T1=40, tol=1e-4, tied=False, alpha=90.0)
     th0 = model.init(np.random.default_rng(0))
 
@@ -114,20 +162,24 @@ def test_spectrum_every_logs_the_diagnostic_and_changes_nothing_else(substrate, 
             for _ in range(3):
                 st, _, info = ep.step(st, prob)
                 infos.append(info)
-        return st.mean, infos
+        return st.mean, infos, prob.substrate.costs.snapshot()
 
-    plain, a = steps()
-    diag, b = steps(spectrum_every=2)
+    plain, a, costs_a = steps()
+    diag, b, costs_b = steps(**{diagnostic: 2})
     np.testing.assert_array_equal(plain, diag)           # no random draw taken from the run, no update changed
-    keys = {"contraction", "contraction_max", "offset_gain", "offset_gain_max"}
+    assert costs_a == costs_b                            # nor any cost counted
+    keys = DIAGNOSTICS[diagnostic]
     for step, (ia, ib) in enumerate(zip(a, b)):
         assert not keys & set(ia)
         assert {k: v for k, v in ib.items() if k not in keys} == ia
         assert (keys <= set(ib)) == (step % 2 == 0)
-        if step % 2 == 0:
+        if step % 2 == 0 and diagnostic == "spectrum_every":
             assert 0 < ib["contraction"] <= ib["contraction_max"] and 0 < ib["offset_gain"] <= ib["offset_gain_max"]
+        if step % 2 == 0 and diagnostic == "offset_every":
+            assert 0 <= ib["state_offset"] <= ib["state_offset_max"] and ib["state_spread"] >= 0
+            assert (ib["state_spread"] > 0) == (substrate == "pcm")        # only the device's reads scatter
     # on the ideal substrate the diagnostic is θ's: the median over the batch of linear_stability
-    if substrate == "ideal":
+    if substrate == "ideal" and diagnostic == "spectrum_every":
         prob = _problem(model, substrate)
         rng = prob.device_rng
         prog = model.program(th0[None], prob.substrate, rng)
@@ -137,11 +189,13 @@ def test_spectrum_every_logs_the_diagnostic_and_changes_nothing_else(substrate, 
         assert b[0]["offset_gain_max"] == pytest.approx(np.max(g), rel=1e-12)
 
 
-def test_spectrum_every_is_checked_and_keeps_the_keys_of_stored_runs():
-    with pytest.raises(ValueError, match="spectrum_every"):
-        EP(spectrum_every=-1)
+@pytest.mark.parametrize("field, default, bad", [("spectrum_every", 0, -1), ("offset_every", 0, -1),
+                                                 ("offset_steps", 300, 1)])
+def test_diagnostics_are_checked_and_keep_the_keys_of_stored_runs(field, default, bad):
+    with pytest.raises(ValueError, match=field):
+        EP(**{field: bad})
     cfg = dict(task="digits", model={"name": "energy", "sizes": [64, 16, 10]}, budget=100)
     plain = neurozo.build(learner={"name": "ep"}, **cfg)
-    zero = neurozo.build(learner={"name": "ep", "spectrum_every": 0}, **cfg)
-    on = neurozo.build(learner={"name": "ep", "spectrum_every": 50}, **cfg)
-    assert "spectrum_every" not in plain.config["learner"] and plain.key == zero.key != on.key
+    same = neurozo.build(learner={"name": "ep", field: default}, **cfg)
+    on = neurozo.build(learner={"name": "ep", field: 50}, **cfg)
+    assert field not in plain.config["learner"] and plain.key == same.key != on.key

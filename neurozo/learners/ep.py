@@ -93,6 +93,14 @@ contraction max|1 + dt·λ(J)|, the slowest mode decaying as ρᵗ — and ``off
 distance to the fixed point per unit residual (``models.energy.EnergyNet.linear_stability``); logged as
 the batch's median and max (``*_max``). A stop on the residual bounds the offset only through this gain.
 Costs nothing on the substrate and draws nothing from the run's random streams.
+
+State offset (``offset_every = K ≥ 1``, a diagnostic; 0 = off): every K steps the free relaxation is
+continued from where it stopped for ``offset_steps`` steps with no stop, and ``state_offset`` =
+‖u_stop − ū‖/√N is logged against ``state_spread``, the read noise's scatter of a settled state around
+ū, the mean state over the continuation's second half (``models.energy.EnergyNet.settle_offset``;
+batch medians, and ``state_offset_max``). A state that has settled has offset ≈ spread; one stopped
+early lies farther. Not counted in the costs; its reads draw from their own random stream, so the
+run's history is the one without it.
 """
 
 from __future__ import annotations
@@ -136,6 +144,8 @@ class EPParams:
     rbp_examples: str = "converged"
     recurrent_lr_scale: float = 1.0
     spectrum_every: int = 0
+    offset_every: int = 0
+    offset_steps: int = 300
 
     def __post_init__(self):
         check_choice("estimator", self.estimator, ESTIMATORS)
@@ -160,6 +170,8 @@ class EPParams:
         check_choice("nonconverged", self.nonconverged, ["report", "skip", "raise"])
         check_float("recurrent_lr_scale", self.recurrent_lr_scale, 0, lo_open=True)
         check_int("spectrum_every", self.spectrum_every, 0)
+        check_int("offset_every", self.offset_every, 0)
+        check_int("offset_steps", self.offset_steps, 2)
         Optimizer(self.optimizer, self.lr, momentum=self.momentum)  # validates optimizer, lr, momentum
 
 
@@ -268,7 +280,7 @@ def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: floa
         acc = [np.zeros(a.shape, np.complex128) for a in r0]
         start = total - T2
 
-        def on_step(step, r):
+        def on_step(step, r, u):
             if step > start:
                 for a, rr, b in zip(acc, r, r0):
                     a += (rr[0] - b) / betas[step - 1]
@@ -279,7 +291,8 @@ def ep_error(model, prog, x, y, free, substrate, rng, estimator: str, beta: floa
 
 
 # runs stored before these parameters existed keep their keys
-@registry.register("ep", added={"rbp_examples": "converged", "recurrent_lr_scale": 1.0, "spectrum_every": 0})
+@registry.register("ep", added={"rbp_examples": "converged", "recurrent_lr_scale": 1.0, "spectrum_every": 0,
+                                "offset_every": 0, "offset_steps": 300})
 class EP(Learner):
     """Equilibrium propagation (one-sided / symmetric / holomorphic / continuous-time) with
     optional Jacobian homeostasis; needs an ``energy`` model."""
@@ -437,6 +450,14 @@ class EP(Learner):
             info["contraction_max"] = float(np.max(rho))
             info["offset_gain"] = float(np.median(gain))
             info["offset_gain_max"] = float(np.max(gain))
+        if p.offset_every and state.step % p.offset_every == 0:
+            # where the free phase stopped against where the device settles: the relaxation continued
+            # offset_steps with no stop, on its own random stream and outside the costs (history unchanged)
+            off, spread = model.settle_offset(prog, x, free.u, sub, step_rng(state.seed, state.step, 3),
+                                              p.offset_steps)
+            info["state_offset"] = float(np.median(off))
+            info["state_offset_max"] = float(np.max(off))
+            info["state_spread"] = float(np.median(spread))
         if not model.tied:
             info["symmetry"] = symmetry_ratio(model.recurrent_matrix(theta))
             if p.homeostasis > 0:

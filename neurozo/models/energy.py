@@ -313,6 +313,46 @@ class EnergyNet(Model):
             g = np.where(smin > 0, 1.0 / smin, np.inf)
         return rho, g
 
+    def settle_offset(self, prog: Programmed, x: np.ndarray, u: Sequence[np.ndarray], substrate, rng,
+                      steps: int = 300):
+        """How far the states ``u`` (per layer (P, B, n_k), e.g. where a free relaxation stopped) lie from
+        where the relaxation settles on this substrate.
+
+        The relaxation is continued from u for ``steps`` Euler steps with no stop (free phase, β = 0),
+        reading the programmed arrays with ``rng``'s read noise; over the last half of them (W = ⌊steps/2⌋
+        steps) the state's mean ū estimates the point the noisy device settles at, and per example
+
+            offset = ‖u − ū‖ / √N ,    spread = √( (1/W) Σ_t ‖u_t − ū‖² / N )
+
+        (N state units): the offset the stop left, and the read noise's own scatter of a settled state
+        around ū. A state drawn from the settled scatter, independent of the window, has offset ≈ spread
+        (more by a factor √(1 + 1/W_eff) for W_eff independent samples in the window); on a noiseless
+        substrate spread → 0 and offset → ‖u − u*‖/√N, bounded to first order by ‖J⁻¹‖·‖F(u)‖/√N
+        (``linear_stability``). The continuation is not counted in the substrate's costs. Returns
+        (offset (P, B), spread (P, B))."""
+        steps = check_int("steps", steps, 2)
+        W = steps // 2
+        N = self.n_state
+        ref, s1 = [], [np.zeros(np.shape(a)) for a in u]     # sums of u_t − ref, ref the window's first state
+        s2 = np.zeros(np.shape(u[0])[:2])
+
+        def on_step(t, r, ut):
+            nonlocal s2
+            if t == steps - W + 1:
+                ref[:] = [b.real.copy() for b in ut]
+            if t > steps - W:
+                d = [b.real - c for b, c in zip(ut, ref)]
+                for a, b in zip(s1, d):
+                    a += b
+                s2 = s2 + sum((b ** 2).sum(-1) for b in d)
+
+        with substrate.costs.paused():
+            self.relax(prog, x, substrate, rng, steps=steps, u0=u, on_step=on_step)
+        shift = [a / W for a in s1]                           # ū − ref
+        off2 = sum(((np.real(a) - c - m) ** 2).sum(-1) for a, c, m in zip(u, ref, shift))
+        var = np.maximum(s2 / W - sum((m ** 2).sum(-1) for m in shift), 0.0)
+        return np.sqrt(off2 / N), np.sqrt(var / N)
+
     def pack_grad(self, g_fwd: Sequence[np.ndarray], g_b: Sequence[np.ndarray],
                   g_fbk: Sequence[np.ndarray], g_out: np.ndarray, g_bout: np.ndarray) -> np.ndarray:
         """θ-shaped gradient from per-array gradients (tied: B_k's gradient is added to W_{k+1}ᵀ)."""
@@ -484,12 +524,12 @@ class EnergyNet(Model):
     def relax(self, prog: Programmed, x: np.ndarray, substrate, rng, steps: Optional[int] = None,
               u0: Optional[Sequence[np.ndarray]] = None, beta=0.0, y: Optional[np.ndarray] = None,
               complex_state: bool = False, tol: Optional[float] = None,
-              on_step: Optional[Callable[[int, List[np.ndarray]], None]] = None) -> Relaxation:
+              on_step: Optional[Callable[[int, List[np.ndarray], List[np.ndarray]], None]] = None) -> Relaxation:
         """Relax from u0 (default 0) for at most ``steps`` (default T1) Euler steps on the substrate.
 
         ``beta`` is the nudge strength: a number (real or complex) or an array of one β per step
-        (continuous-time hEP); a nonzero β needs labels ``y``. ``on_step(t, r)`` is called after
-        every step with the new rates (no early stop then). Early stop per example: an example
+        (continuous-time hEP); a nonzero β needs labels ``y``. ``on_step(t, r, u)`` is called after
+        every step with the new rates and states (no early stop then). Early stop per example: an example
         whose residual is ≤ tol (default the model's) stops relaxing (is no longer read or
         updated, nor counted in the costs); the loop ends when none is left. With
         ``convergence="read_noise"`` there is no early stop unless ``noise_check_every`` = K ≥ 1
@@ -555,7 +595,7 @@ class EnergyNet(Model):
                 res[...] = rs
             substrate.costs.add(neuron_updates=P * nb * N * (2 if cplx else 1))
             if on_step is not None:
-                on_step(t, r)
+                on_step(t, r, u)
             if early:
                 done = np.sqrt(rs.max(axis=0) / N) <= tol       # converged for every member
             elif K and t % K == 0 and t < steps:  # noise-aware stop of the examples that have settled
