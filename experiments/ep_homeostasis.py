@@ -190,6 +190,17 @@ for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
     VARIANTS[_v + "_rnes2"] = (_label.replace(f"every {NOISE_CHECK} steps", f"every {NOISE_CHECK} steps, 2 in a row"),
                                _sub, {**_mo, "noise_patience": 2}, _lo)
 del _v, _label, _sub, _mo, _lo
+# pcm_*_{rn,rnes,rnes2}_off: the three PCM relaxation rules (full relaxation, one passed check, two in a row) with
+# the free phase's state offset logged once a history row (offset_every = SPECTRUM_EVERY): where each example's free
+# relaxation stopped against the mean state of its continuation with no stop, and the read noise's scatter of a
+# settled state for scale (EnergyNet.settle_offset). The diagnostic draws from its own stream and is not counted in
+# the costs, so every other column is the run's without it (docs/ep_homeostasis.md, Plan J)
+for _v in ("pcm_sym", "pcm_untied"):
+    for _rule in ("_rn", "_rnes", "_rnes2"):
+        _label, _sub, _mo, _lo = VARIANTS[_v + _rule]
+        VARIANTS[_v + _rule + "_off"] = (_label + ", state offset logged", _sub, _mo,
+                                         {**_lo, "offset_every": SPECTRUM_EVERY})
+del _v, _rule, _label, _sub, _mo, _lo
 # pcm_homeo5orth_rn: the ideal substrate's best homeostasis setting (λ = 5, one block of N orthogonal probes) on PCM
 # with the read-noise convergence test (full relaxation), every J·ε a device read; pcm_homeo5orth_closed_rn: the
 # same with J·ε from θ exactly (homeostasis_jvp="closed": the penalty's gradient is exactly 4A of θ, no programming

@@ -145,7 +145,7 @@ def _problem(model, substrate, seed=0):
 
 
 DIAGNOSTICS = {"spectrum_every": {"contraction", "contraction_max", "offset_gain", "offset_gain_max"},
-               "offset_every": {"state_offset", "state_offset_max", "state_spread"}}
+               "offset_every": {"state_offset", "state_offset_mean", "state_offset_max", "state_spread"}}
 
 
 @pytest.mark.parametrize("diagnostic", sorted(DIAGNOSTICS))
@@ -177,6 +177,7 @@ def test_spectrum_every_logs_the_diagnostic_and_changes_nothing_else(substrate, 
             assert 0 < ib["contraction"] <= ib["contraction_max"] and 0 < ib["offset_gain"] <= ib["offset_gain_max"]
         if step % 2 == 0 and diagnostic == "offset_every":
             assert 0 <= ib["state_offset"] <= ib["state_offset_max"] and ib["state_spread"] >= 0
+            assert ib["state_offset_mean"] <= ib["state_offset_max"]
             assert (ib["state_spread"] > 0) == (substrate == "pcm")        # only the device's reads scatter
     # on the ideal substrate the diagnostic is θ's: the median over the batch of linear_stability
     if substrate == "ideal" and diagnostic == "spectrum_every":

@@ -98,9 +98,9 @@ State offset (``offset_every = K ≥ 1``, a diagnostic; 0 = off): every K steps 
 continued from where it stopped for ``offset_steps`` steps with no stop, and ``state_offset`` =
 ‖u_stop − ū‖/√N is logged against ``state_spread``, the read noise's scatter of a settled state around
 ū, the mean state over the continuation's second half (``models.energy.EnergyNet.settle_offset``;
-batch medians, and ``state_offset_max``). A state that has settled has offset ≈ spread; one stopped
-early lies farther. Not counted in the costs; its reads draw from their own random stream, so the
-run's history is the one without it.
+batch medians, and ``state_offset_mean``, ``state_offset_max``: an early stop's cost lies in its
+tail). A state that has settled has offset ≈ spread; one stopped early lies farther. Not counted in
+the costs; its reads draw from their own random stream, so the run's history is the one without it.
 """
 
 from __future__ import annotations
@@ -456,6 +456,7 @@ class EP(Learner):
             off, spread = model.settle_offset(prog, x, free.u, sub, step_rng(state.seed, state.step, 3),
                                               p.offset_steps)
             info["state_offset"] = float(np.median(off))
+            info["state_offset_mean"] = float(np.mean(off))
             info["state_offset_max"] = float(np.max(off))
             info["state_spread"] = float(np.median(spread))
         if not model.tied:
