@@ -326,9 +326,9 @@ class EnergyNet(Model):
 
         (N state units): the offset the stop left, and the read noise's own scatter of a settled state
         around ū. A state drawn from the settled scatter, independent of the window, has offset ≈ spread
-        (more by a factor √(1 + 1/W_eff) for W_eff independent samples in the window); on a noiseless
-        substrate spread → 0 and offset → ‖u − u*‖/√N, bounded to first order by ‖J⁻¹‖·‖F(u)‖/√N
-        (``linear_stability``). The continuation is not counted in the substrate's costs. Returns
+        (larger by ≈ √((1 + 1/W_eff)/(1 − 1/W_eff)) for W_eff independent samples in the window); on a
+        noiseless substrate spread → 0 and offset → ‖u − u*‖/√N, bounded to first order by
+        ‖J⁻¹‖·‖F(u)‖/√N (``linear_stability``). The continuation is not counted in the substrate's costs. Returns
         (offset (P, B), spread (P, B))."""
         steps = check_int("steps", steps, 2)
         W = steps // 2
@@ -524,13 +524,14 @@ class EnergyNet(Model):
     def relax(self, prog: Programmed, x: np.ndarray, substrate, rng, steps: Optional[int] = None,
               u0: Optional[Sequence[np.ndarray]] = None, beta=0.0, y: Optional[np.ndarray] = None,
               complex_state: bool = False, tol: Optional[float] = None,
-              on_step: Optional[Callable[[int, List[np.ndarray], List[np.ndarray]], None]] = None) -> Relaxation:
+              on_step: Optional[Callable[[int, List[np.ndarray], List[np.ndarray]], None]] = None
+              ) -> Relaxation:
         """Relax from u0 (default 0) for at most ``steps`` (default T1) Euler steps on the substrate.
 
         ``beta`` is the nudge strength: a number (real or complex) or an array of one β per step
         (continuous-time hEP); a nonzero β needs labels ``y``. ``on_step(t, r, u)`` is called after
-        every step with the new rates and states (no early stop then). Early stop per example: an example
-        whose residual is ≤ tol (default the model's) stops relaxing (is no longer read or
+        every step with the new rates and states (no early stop then). Early stop per example: an
+        example whose residual is ≤ tol (default the model's) stops relaxing (is no longer read or
         updated, nor counted in the costs); the loop ends when none is left. With
         ``convergence="read_noise"`` there is no early stop unless ``noise_check_every`` = K ≥ 1
         (then every K steps, by the median rule of the module docstring); at the end
