@@ -110,17 +110,20 @@ def changes_of(specs, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
 
 
 def change_text(name: str, ch: dict, step_a: int, step_b: int, metric: str = "test_acc") -> str:
-    """Markdown lines: each quantity at both steps (mean over seeds) and its paired change."""
-    _, unit, k = E.RECOVERY_METRICS[metric]
+    """Markdown lines: each quantity at both steps (mean over seeds) and its paired change. The three
+    variants' rows are the metric itself (a loss as a loss); gap and deficit keep ``change_between``'s
+    sign (> 0: the symmetric network is better)."""
+    sign, unit, k = E.RECOVERY_METRICS[metric]
     d = 2 if unit == "pp" else 4
     f = ch["seeds"]
     lines = [f"{name}: {metric} from step {step_a} to step {step_b}, {ch['n']} seeds (paired by seed)", "",
              f"| | step {step_a} | step {step_b} | change (95 % CI) |", "|---|---|---|---|"]
     for q in ("sym", "untied", "homeo", "gap", "deficit"):
-        c = ch[q]
-        ci = f" ({k * c['lo']:+.{d}f} … {k * c['hi']:+.{d}f})" if "lo" in c else ""
-        lines.append(f"| {q} | {k * f[f'{q}_{step_a}'].mean():.{d}f} | {k * f[f'{q}_{step_b}'].mean():.{d}f} | "
-                     f"{k * c.get('diff', np.nan):+.{d}f} {unit}{ci} |")
+        c, m = ch[q], k * (sign if q in ("sym", "untied", "homeo") else 1.0)
+        lo, hi = sorted((m * c.get("lo", np.nan), m * c.get("hi", np.nan)))
+        ci = f" ({lo:+.{d}f} … {hi:+.{d}f})" if "lo" in c else ""
+        lines.append(f"| {q} | {m * f[f'{q}_{step_a}'].mean():.{d}f} | {m * f[f'{q}_{step_b}'].mean():.{d}f} | "
+                     f"{m * c.get('diff', np.nan):+.{d}f} {unit}{ci} |")
     for tag, st in (("R_a", step_a), ("R_b", step_b)):
         r = ch[tag]
         if "R" in r:

@@ -319,6 +319,14 @@ def test_recovery_curves_script_prints_the_change_between_two_steps(tmp_path, ca
     assert "| gap | 4.60 | 6.40 | +1.80 pp (+1.80 … +1.80) |" in out
     assert "| deficit | 3.80 | 3.20 | -0.60 pp (-0.60 … -0.60) |" in out
     assert "R at step 750: 50 %" in out
+    h = _growing_gap_history()
+    h["train_loss"] = 2.0 - h["test_acc"]                       # a loss: the variants' rows show it unsigned
+    h.to_csv(p, index=False)
+    C.main(["--out", str(tmp_path / "rec"), "--boot", "200", "--between", "300", "750", "--metric", "train_loss",
+            "--curve", f"grow={p}:mnist1d:homeo5orth"])
+    out = capsys.readouterr().out
+    assert "| untied | 1.6300 | 1.4500 | -0.1800 nats (-0.1800 … -0.1800) |" in out
+    assert "| gap | 0.0460 | 0.0640 | +0.0180 nats (+0.0180 … +0.0180) |" in out
 
 
 def test_prior_runs_check_the_run_key_where_the_history_carries_it(tmp_path):
