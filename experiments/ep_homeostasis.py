@@ -134,14 +134,20 @@ VARIANTS = {
                   {"homeostasis": LAMBDA}),
 }
 
+
+def _derive(src: str, dst: str, label: str, model=None, learner=None, bases=("pcm_sym", "pcm_untied", "pcm_homeo")):
+    """VARIANTS[base + dst] for each base: VARIANTS[base + src] with ``label`` appended to its label and
+    ``model``/``learner`` merged into its model and learner options."""
+    for b in bases:
+        lab, sub, mo, lo = VARIANTS[b + src]
+        VARIANTS[b + dst] = (lab + label, sub, {**mo, **(model or {})}, {**lo, **(learner or {})})
+
+
 # pcm_sym_all, pcm_untied_all, pcm_homeo_all: the same three keeping every example (nonconverged="report"), the
 # only difference. PCM_TOL sits at the read-noise floor measured at the start, the floor scales with the arrays'
 # max |W| (output noise and ADC range are relative to it), so the skip rule drops a growing share of each batch
 # as training grows the weights (docs/ep_homeostasis.md)
-for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
-    _label, _sub, _mo, _lo = VARIANTS[_v]
-    VARIANTS[_v + "_all"] = (_label + ", every example kept", _sub, _mo, {**_lo, "nonconverged": "report"})
-del _v, _label, _sub, _mo, _lo
+_derive("", "_all", ", every example kept", learner={"nonconverged": "report"})
 # the ideal substrate's best homeostasis setting (homeo5orth: λ = 5, one block of N orthogonal probes, exact on an
 # ideal substrate; here every J·ε is a noisy device read) on the PCM untied network, every example kept
 VARIANTS["pcm_homeo5orth_all"] = ("pcm: " + VARIANTS["homeo5orth"][0] + ", every example kept", "pcm",
@@ -158,30 +164,20 @@ for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
 del _v, _label, _sub, _mo, _lo
 # pcm_*_rnall: the read-noise test's relaxation (all T1/T2 steps, no early stop) with every example kept — between
 # pcm_*_all (early stop at PCM_TOL, every example kept) and pcm_*_rn (no early stop, flagged examples dropped)
-for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
-    _label, _sub, _mo, _lo = VARIANTS[_v + "_rn"]
-    VARIANTS[_v + "_rnall"] = (_label + ", every example kept", _sub, _mo, {**_lo, "nonconverged": "report"})
-del _v, _label, _sub, _mo, _lo
+_derive("_rn", "_rnall", ", every example kept", learner={"nonconverged": "report"})
 
 # pcm_*_rnes: the read-noise variants with the noise-aware early stop (noise_check_every = NOISE_CHECK): every
 # NOISE_CHECK steps an example whose residual is at or below a settled one's median stops relaxing — the energy of
 # the full relaxation without stopping on a noise dip, as the early stop at PCM_TOL did
 NOISE_CHECK = 10
-for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
-    _label, _sub, _mo, _lo = VARIANTS[_v + "_rn"]
-    VARIANTS[_v + "_rnes"] = (_label + f", noise-aware early stop every {NOISE_CHECK} steps", _sub,
-                              {**_mo, "noise_check_every": NOISE_CHECK}, _lo)
-del _v, _label, _sub, _mo, _lo
+_derive("_rn", "_rnes", f", noise-aware early stop every {NOISE_CHECK} steps",
+        model={"noise_check_every": NOISE_CHECK})
 # pcm_*_rnes_spec: the _rnes runs with the relaxation's linear stability logged once a history row
 # (spectrum_every = SPECTRUM_EVERY steps): the contraction per step and the offset gain ‖J⁻¹‖ at each example's free
 # state on the device's weights. The diagnostic draws nothing from the run's streams, so every other column is the
 # _rnes run's (docs/ep_homeostasis.md, Result G)
 SPECTRUM_EVERY = 50
-for _v in ("pcm_sym", "pcm_untied", "pcm_homeo"):
-    _label, _sub, _mo, _lo = VARIANTS[_v + "_rnes"]
-    VARIANTS[_v + "_rnes_spec"] = (_label + ", linear stability logged", _sub, _mo,
-                                   {**_lo, "spectrum_every": SPECTRUM_EVERY})
-del _v, _label, _sub, _mo, _lo
+_derive("_rnes", "_rnes_spec", ", linear stability logged", learner={"spectrum_every": SPECTRUM_EVERY})
 # pcm_*_rnes2: the noise-aware stop asking for two passed checks in a row (noise_patience = 2; with the spectrum
 # logged as in _rnes_spec): a settled example stops at a check with probability ¼ instead of ½, and a residual still
 # decaying must stay under the median for 2·NOISE_CHECK steps (docs/ep_homeostasis.md, Plan H)
@@ -197,10 +193,8 @@ del _v, _label, _sub, _mo, _lo
 # the costs, so every other column is the run's without it (docs/ep_homeostasis.md, Plan J)
 for _v in ("pcm_sym", "pcm_untied"):
     for _rule in ("_rn", "_rnes", "_rnes2"):
-        _label, _sub, _mo, _lo = VARIANTS[_v + _rule]
-        VARIANTS[_v + _rule + "_off"] = (_label + ", state offset logged", _sub, _mo,
-                                         {**_lo, "offset_every": SPECTRUM_EVERY})
-del _v, _rule, _label, _sub, _mo, _lo
+        _derive(_rule, _rule + "_off", ", state offset logged", learner={"offset_every": SPECTRUM_EVERY}, bases=(_v,))
+del _v, _rule
 # pcm_homeo5orth_rn: the ideal substrate's best homeostasis setting (λ = 5, one block of N orthogonal probes) on PCM
 # with the read-noise convergence test (full relaxation), every J·ε a device read; pcm_homeo5orth_closed_rn: the
 # same with J·ε from θ exactly (homeostasis_jvp="closed": the penalty's gradient is exactly 4A of θ, no programming

@@ -112,8 +112,8 @@ def test_settle_offset_on_a_noiseless_substrate_is_the_distance_to_the_fixed_poi
 @pytest.mark.parametrize("tied", [True, False])
 def test_settle_offset_of_a_settled_noisy_state_is_its_scatter_and_of_an_early_stop_more(tied):
     # PCM read noise: a state relaxed to its end is a draw from the settled scatter, so offset/spread ≈ 1
-    # (≈ √(1 + 1/W_eff) for W_eff independent samples in the 150-step window: 1.01–1.03 measured when
-    # written); per example the ratio's 5–95 % range was 0.83–1.36, so the median of 64 has a standard
+    # (≈ √((1 + 1/W_eff)/(1 − 1/W_eff)) for W_eff independent samples in the 150-step window: 1.01–1.03
+    # seen when written); per example the ratio's 5–95 % range was 0.83–1.36, so the median of 64 has a standard
     # error ≈ 0.025, and 0.15 is six of them. Five steps from 0 leave the state far from settled.
     m = EnergyNet([64, 32, 10], T1=150, dt=0.5, tol=1e-4, tied=tied, alpha=0.0 if tied else 90.0,
                   convergence="read_noise")
@@ -150,7 +150,7 @@ DIAGNOSTICS = {"spectrum_every": {"contraction", "contraction_max", "offset_gain
 
 @pytest.mark.parametrize("diagnostic", sorted(DIAGNOSTICS))
 @pytest.mark.parametrize("substrate, align_every", [("ideal", 1), ("pcm", 1), ("pcm", 0)])
-def test_spectrum_every_logs_the_diagnostic_and_changes_nothing_else(substrate, align_every, diagnostic):
+def test_each_diagnostic_is_logged_and_changes_nothing_else(substrate, align_every, diagnostic):
     model = EnergyNet([64, 24, 10], T1=40, tol=1e-4, tied=False, alpha=90.0)
     th0 = model.init(np.random.default_rng(0))
 

@@ -55,36 +55,35 @@ training drives examples towards marginal stability (the readout gain grows, J a
 singularity); on the small nets here |β| = 0.5 leaves it after a few hundred steps, |β| ≤ 0.2
 stays inside (docs/ep_homeostasis.md).
 
-Non-convergence: the residual ‖F(u)‖/√N of the free and nudged phases is logged every
-step (``residual_free``/``residual_nudged``: largest in the batch; ``nonconverged``/
-``nonconverged_nudged``: fraction of the batch above the model's ``tol`` after T1/T2
-steps; ``relax_steps_free``: the free phase's mean steps per example, less than T1 where an
-early stop ended it; ``relax_steps_nudged``: the same over the nudged phases).
-``nonconverged="skip"`` drops those examples from the update (``skipped``: the fraction dropped), ``"raise"`` stops with an error, ``"report"`` (default) keeps
-them and logs. On a noisy device the residual never falls below the read-noise floor
-(on the PCM crossbar ≈ 1.1 × the RMS read noise of a unit's drive), and on a crossbar that
-floor grows with the weights (output noise and ADC range are relative to each array's
-max |W|): a ``tol`` set at the floor measured at the start ends up below most examples'
-residuals once training has grown the weights, and ``"skip"`` then drops most of every
-batch — tied hEP on PCM fell from 40 % to 10 % on mnist1d that way, and kept 45 % with
-``"report"`` (docs/ep_homeostasis.md). On noisy substrates either keep every example
-(``"report"``) and read the logged residuals against the floor
-(experiments/ep_pcm_noise_floor.py measures it), or — better — give the model
-``convergence="read_noise"``: each relaxation then runs all its steps, measures its own floor
-with two extra reads at its end state and tests the residual against tol and that floor
+Non-convergence: the residual ‖F(u)‖/√N of the free and nudged phases is logged every step
+(``residual_free``/``residual_nudged``: largest in the batch; ``nonconverged``/
+``nonconverged_nudged``: fraction of the batch above the model's ``tol`` after T1/T2 steps;
+``relax_steps_free``: the free phase's mean steps per example, less than T1 where an early stop
+ended it; ``relax_steps_nudged``: the same over the nudged phases). ``nonconverged="skip"`` drops
+those examples from the update (``skipped``: the fraction dropped), ``"raise"`` stops with an error,
+``"report"`` (default) keeps them and logs. On a noisy device the residual never falls below the
+read-noise floor (on the PCM crossbar ≈ 1.1 × the RMS read noise of a unit's drive), and on a
+crossbar that floor grows with the weights (output noise and ADC range are relative to each array's
+max |W|): a ``tol`` set at the floor measured at the start ends up below most examples' residuals
+once training has grown the weights, and ``"skip"`` then drops most of every batch — tied hEP on PCM
+fell from 40 % to 10 % on mnist1d that way, and kept 45 % with ``"report"``
+(docs/ep_homeostasis.md). On noisy substrates either keep every example (``"report"``) and read the
+logged residuals against the floor (experiments/ep_pcm_noise_floor.py measures it), or — better —
+give the model ``convergence="read_noise"``: each relaxation then runs all its steps, measures its
+own floor with two extra reads at its end state and tests the residual against tol and that floor
 (``models.energy``), so "not converged" means "not settled beyond what the read noise explains"
 (``read_noise_free``/``noise_floor_free``: the batch's median σ̂ and floor) and ``"skip"`` is safe
-again (≈ 4 % of examples dropped with the holomorphic N = 4 estimator). A ``tol`` above the floor
-is no way out: its early stop ends relaxations before they have settled, which cost 3.6 pp (tied)
-and 4.7 pp (untied) on PCM/mnist1d against running every relaxation to its end, at 2–5× less
-energy (docs/ep_homeostasis.md). To save that energy without stopping on a noise dip, give the
-model ``noise_check_every=K`` as well: every K steps an example stops once its residual is no
-larger than a settled example's median (``models.energy``): on PCM/mnist1d 0.41–0.43× the
-energy, the untied networks' accuracy kept, tied hEP 1.2 pp lower — the tied device contracts more
-slowly (``spectrum_every`` below) — and with ``noise_patience=2`` (two passed checks in a row) 0.75×
-the energy with every network within 0.25 pp of the full relaxation (docs/ep_homeostasis.md).
-(The continuous-time estimator's state follows a rotating nudge and has no fixed point; its
-residual is logged, not tested.)
+again (≈ 4 % of examples dropped with the holomorphic N = 4 estimator). A ``tol`` above the floor is
+no way out: its early stop ends relaxations before they have settled, which cost 3.6 pp (tied) and
+4.7 pp (untied) on PCM/mnist1d against running every relaxation to its end, at 2–5× less energy
+(docs/ep_homeostasis.md). To save that energy without stopping on a noise dip, give the model
+``noise_check_every=K`` as well: every K steps an example stops once its residual is no larger than
+a settled example's median (``models.energy``): on PCM/mnist1d 0.41–0.43× the energy, the untied
+networks' accuracy kept, tied hEP 1.2 pp lower — the tied device contracts more slowly
+(``spectrum_every`` below) — and with ``noise_patience=2`` (two passed checks in a row) 0.75× the
+energy with every network within 0.25 pp of the full relaxation (docs/ep_homeostasis.md). (The
+continuous-time estimator's state follows a rotating nudge and has no fixed point; its residual is
+logged, not tested.)
 
 Linear stability (``spectrum_every = K ≥ 1``, a diagnostic; 0 = off): every K steps the Jacobian
 J = W_rec·diag(φ'(u*₀)) − I of every example's free fixed point (the device's programmed weights where

@@ -58,8 +58,8 @@ state. A stopped example keeps the floor of its last check; its verdict is the s
 after P checks in a row have passed (a failed check resets the count): a settled example then stops
 at the P-th check with probability ½ᴾ (checks K ≫ 1/(1 − ρ) steps apart are nearly independent), and
 a residual whose deterministic part is still decaying must stay under the median for P·K steps.
-Examples still relaxing after T1 steps get the end-of-relaxation test above. No early stop with a per-step β (continuous-time hEP: the state
-never settles) or with ``on_step``.
+Examples still relaxing after T1 steps get the end-of-relaxation test above. No early stop with a
+per-step β (continuous-time hEP: the state never settles) or with ``on_step``.
 
 In a layered network W_rec couples only neighbouring layers (a bipartite
 graph), so the spectrum of W_rec·diag(φ') is symmetric about 0: an example
@@ -328,8 +328,8 @@ class EnergyNet(Model):
         around ū. A state drawn from the settled scatter, independent of the window, has offset ≈ spread
         (larger by ≈ √((1 + 1/W_eff)/(1 − 1/W_eff)) for W_eff independent samples in the window); on a
         noiseless substrate spread → 0 and offset → ‖u − u*‖/√N, bounded to first order by
-        ‖J⁻¹‖·‖F(u)‖/√N (``linear_stability``). The continuation is not counted in the substrate's costs. Returns
-        (offset (P, B), spread (P, B))."""
+        ‖J⁻¹‖·‖F(u)‖/√N (``linear_stability``). The continuation is not counted in the substrate's
+        costs. Returns (offset (P, B), spread (P, B))."""
         steps = check_int("steps", steps, 2)
         W = steps // 2
         N = self.n_state
