@@ -509,6 +509,65 @@ def change_between(hist: pd.DataFrame, task: str, homeo: str, step_a: int, step_
     return out
 
 
+def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: str, step_a: int, step_b: int,
+                       sym: str = "sym", last: int = 3, boot: int = 4000, seed: int = 0, goal: float = 0.8,
+                       metric: str = "test_acc") -> dict:
+    """The recovery a whole population of seeds would show at ``step_b``, from its runs that end at
+    ``step_a`` and longer runs of some of its seeds (a difference estimator, double sampling).
+
+    With G, D the mean gap (symmetric − untied) and deficit (symmetric − homeostasis) over the seeds of
+    ``pop`` at ``step_a``, and ΔG, ΔD the mean paired changes from ``step_a`` to ``step_b`` over the seeds
+    of ``long`` (``change_between``; each value the mean of the ``last`` evaluations ending at the step),
+
+        gap_b = G + ΔG,   deficit_b = D + ΔD,   R_b = (gap_b − deficit_b)/gap_b.
+
+    It is unbiased for the population's mean gap and deficit at ``step_b`` when the seeds of ``long``
+    were chosen without regard to their outcome; it needs no assumption that they are typical at
+    ``step_a``. The 95 % interval resamples the seeds of ``pop`` and of ``long`` independently
+    (``boot`` times; where the two share seeds their covariance is ignored); a resample with
+    gap_b ≤ 0 counts as R < ``goal``, as in ``recovery_bootstrap``. Also returned: ``corr_gap`` and
+    ``corr_deficit``, the Pearson correlation over the seeds of ``long`` between a seed's value at
+    ``step_a`` and its change (negative: regression to the mean, so ΔD depends on which seeds were run).
+    ValueError if ``step_a`` is not usable in ``pop`` or either sample has fewer than 2 seeds."""
+    piv, steps = _triple_pivots(pop, task, homeo, sym, metric)
+    if step_a not in steps or steps.index(step_a) < last - 1:
+        raise ValueError(f"step_a={step_a}: not a step all three population runs logged with {last - 1} logged "
+                         f"steps before it" + (f" (common steps {steps[:3]} … {steps[-3:]})" if steps else ""))
+    fin = _window_finals(piv, steps, steps.index(step_a), last)
+    seeds = sorted(set.intersection(*(set(f.index) for f in fin.values())))
+    G_s = (fin["sym"] - fin["untied"]).loc[seeds].to_numpy()
+    D_s = (fin["sym"] - fin["homeo"]).loc[seeds].to_numpy()
+    ch = change_between(long, task, homeo, step_a, step_b, sym=sym, last=last, boot=boot, seed=seed, metric=metric)
+    f = ch["seeds"]
+    dG_s = (f[f"gap_{step_b}"] - f[f"gap_{step_a}"]).to_numpy()
+    dD_s = (f[f"deficit_{step_b}"] - f[f"deficit_{step_a}"]).to_numpy()
+    if len(seeds) < 2 or len(dG_s) < 2:
+        raise ValueError(f"need ≥ 2 seeds in each sample: population {len(seeds)}, longer runs {len(dG_s)}")
+    rng = np.random.default_rng(seed)
+    ip = rng.integers(0, len(seeds), size=(boot, len(seeds)))
+    il = rng.integers(0, len(dG_s), size=(boot, len(dG_s)))
+    gap_b = G_s[ip].mean(1) + dG_s[il].mean(1)
+    def_b = D_s[ip].mean(1) + dD_s[il].mean(1)
+    ok = gap_b > 0
+    Rb = np.where(ok, (gap_b - def_b) / np.where(ok, gap_b, 1.0), -np.inf)
+    g, d = G_s.mean() + dG_s.mean(), D_s.mean() + dD_s.mean()
+
+    def corr(x, y):
+        return float(np.corrcoef(x, y)[0, 1]) if len(x) >= 3 and np.std(x) > 0 and np.std(y) > 0 else np.nan
+
+    return {"n_pop": len(seeds), "n_long": len(dG_s), "G": float(G_s.mean()), "D": float(D_s.mean()),
+            "dG": float(dG_s.mean()), "dD": float(dD_s.mean()),
+            "gap": float(g), "gap_lo": float(np.percentile(gap_b, 2.5)), "gap_hi": float(np.percentile(gap_b, 97.5)),
+            "deficit": float(d), "deficit_lo": float(np.percentile(def_b, 2.5)),
+            "deficit_hi": float(np.percentile(def_b, 97.5)),
+            "R": float((g - d) / g) if g > 0 else np.nan,
+            "R_lo": float(np.percentile(Rb, 2.5, method="lower")),
+            "R_hi": float(np.percentile(Rb, 97.5, method="higher")),
+            "p_goal": float(np.mean(Rb >= goal)), "no_gap": float(1 - ok.mean()),
+            "corr_gap": corr(f[f"gap_{step_a}"].to_numpy(), dG_s),
+            "corr_deficit": corr(f[f"deficit_{step_a}"].to_numpy(), dD_s)}
+
+
 def plot_recovery(curves: dict, out_path: str, goal: float = 0.8, metric: str = "test_acc"):
     """R(step) with its 95% band per (task, homeostasis label), and the gap sym − untied below it
     (``metric`` as in ``recovery_over_training``)."""

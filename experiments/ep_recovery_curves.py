@@ -14,6 +14,14 @@ Writes ``PREFIX.csv`` and ``PREFIX.png``::
         --curve "orthogonal, 62 seeds=docs/ep_homeostasis_long_mnist1d_b01_s62_history.csv.gz:mnist1d:homeo5orth" \\
         --curve "Gaussian, 28 seeds=docs/ep_homeostasis_long_mnist1d_b01_s28_history.csv.gz:mnist1d:homeo5s50"
 
+``--between A B --project POP_HISTORY`` also projects the recovery at step B of the seeds in
+POP_HISTORY (runs that end at step A) from each curve's changes between A and B
+(``ep_homeostasis.projected_recovery``, a difference estimator)::
+
+    python experiments/ep_recovery_curves.py --out /tmp/rc --between 4500 9000 \
+        --project docs/ep_homeostasis_long_mnist1d_b01_s62_history.csv.gz \
+        --curve "9000 steps=docs/ep_homeostasis_long2_mnist1d_b01_s9_history.csv.gz:mnist1d:homeo5orth"
+
 Nothing is run: the figures come from the stored histories only.
 """
 
@@ -75,7 +83,12 @@ def main(argv=None):
     ap.add_argument("--between", nargs=2, type=int, metavar=("STEP_A", "STEP_B"), default=None,
                     help="also print, per curve, how the gap and the deficit change from STEP_A to STEP_B in the "
                          "same runs (paired by seed; ep_homeostasis.change_between)")
+    ap.add_argument("--project", metavar="POP_HISTORY", default=None,
+                    help="with --between: project the recovery at STEP_B of the seeds in POP_HISTORY (runs that "
+                         "end at STEP_A) from each curve's changes (ep_homeostasis.projected_recovery)")
     a = ap.parse_args(argv)
+    if a.project and not a.between:
+        ap.error(f"--project {a.project!r} needs --between STEP_A STEP_B")
     try:
         specs = [parse_curve(c) for c in a.curve]
     except ValueError as e:
@@ -83,6 +96,7 @@ def main(argv=None):
     try:
         curves = curves_of(specs, a.boot, metric=a.metric)
         changes = changes_of(specs, *a.between, boot=a.boot, metric=a.metric) if a.between else {}
+        projections = projections_of(specs, a.project, *a.between, boot=a.boot, metric=a.metric) if a.project else {}
     except ValueError as e:
         ap.error(str(e))
     if os.path.dirname(a.out):
@@ -101,12 +115,37 @@ def main(argv=None):
 
     for n, ch in changes.items():
         print(change_text(n, ch, *a.between, a.metric))
+    for n, pr in projections.items():
+        print(projection_text(n, pr, *a.between, a.metric))
 
 
 def changes_of(specs, step_a: int, step_b: int, boot: int = 4000, seed: int = 0, metric: str = "test_acc") -> dict:
     """{name: ep_homeostasis.change_between(...)} for the parsed ``specs``."""
     return {name: E.change_between(pd.read_csv(path), task, variant, step_a, step_b, boot=boot, seed=seed,
                                    metric=metric) for name, path, task, variant in specs}
+
+
+def projections_of(specs, pop_path: str, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
+                   metric: str = "test_acc") -> dict:
+    """{name: ep_homeostasis.projected_recovery(population history, curve history, ...)}."""
+    pop = pd.read_csv(pop_path)
+    return {name: E.projected_recovery(pop, pd.read_csv(path), task, variant, step_a, step_b, boot=boot, seed=seed,
+                                       metric=metric) for name, path, task, variant in specs}
+
+
+def projection_text(name: str, pr: dict, step_a: int, step_b: int, metric: str = "test_acc") -> str:
+    """The projected recovery as one paragraph: the population's gap and deficit at STEP_A, the changes,
+    the projection at STEP_B with its interval, and the correlations that would warn of regression to
+    the mean."""
+    _, unit, k = E.RECOVERY_METRICS[metric]
+    d = 2 if unit == "pp" else 4
+    return (f"{name}: {metric} projected to step {step_b} for {pr['n_pop']} seeds at step {step_a}, from the changes "
+            f"of {pr['n_long']} seeds: gap {k * pr['G']:.{d}f} {pr['dG'] * k:+.{d}f} = {k * pr['gap']:.{d}f} {unit} "
+            f"({k * pr['gap_lo']:.{d}f} … {k * pr['gap_hi']:.{d}f}), deficit {k * pr['D']:.{d}f} "
+            f"{k * pr['dD']:+.{d}f} = {k * pr['deficit']:.{d}f} {unit} ({k * pr['deficit_lo']:.{d}f} … "
+            f"{k * pr['deficit_hi']:.{d}f}); R = {100 * pr['R']:.0f} % ({100 * pr['R_lo']:.0f} … "
+            f"{100 * pr['R_hi']:.0f}), P(R ≥ 80 %) = {pr['p_goal']:.2f}; correlation of a seed's value at step "
+            f"{step_a} with its change: gap {pr['corr_gap']:+.2f}, deficit {pr['corr_deficit']:+.2f}")
 
 
 def change_text(name: str, ch: dict, step_a: int, step_b: int, metric: str = "test_acc") -> str:

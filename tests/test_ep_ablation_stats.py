@@ -329,6 +329,62 @@ def test_recovery_curves_script_prints_the_change_between_two_steps(tmp_path, ca
     assert "| gap | 0.0460 | 0.0640 | +0.0180 nats (+0.0180 … +0.0180) |" in out
 
 
+def test_projected_recovery_adds_the_longer_runs_changes_to_the_population():
+    """Population: 6 seeds ending at step 300 with gap 0.04 and deficit 0.02 on every seed; longer runs:
+    the growing-gap history (ΔG = +0.018, ΔD = −0.006 from 300 to 750). Without spread the projection
+    and its interval are exact."""
+    pop = _history(lambda t: 0.5, seeds=range(6), steps=(0, 150, 300))
+    pr = E.projected_recovery(pop, _growing_gap_history(), "mnist1d", "homeo5orth", 300, 750, boot=300)
+    assert (pr["n_pop"], pr["n_long"]) == (6, 3)
+    assert pr["G"] == pytest.approx(0.04) and pr["D"] == pytest.approx(0.02)
+    assert pr["dG"] == pytest.approx(0.018) and pr["dD"] == pytest.approx(-0.006)
+    want = (0.058 - 0.014) / 0.058
+    for k in ("R", "R_lo", "R_hi"):
+        assert pr[k] == pytest.approx(want)
+    assert pr["gap"] == pytest.approx(0.058) and pr["deficit"] == pytest.approx(0.014)
+    assert pr["p_goal"] == 0.0 and pr["no_gap"] == 0.0                     # 76 % < 80 % in every resample
+
+
+def test_projected_recovery_interval_and_regression_warning():
+    """Seeds that start with a larger deficit lose more of it (ΔD = −deficit at 300 + const): the
+    correlation is −1; with spread in the population the interval brackets the point estimate."""
+    long = _growing_gap_history()
+    early = (long["variant"] == "homeo5orth") & (long["step"] <= 300)
+    long.loc[early, "test_acc"] += 0.004 * long.loc[early, "seed"]            # deficit at 300 smaller by 0.004·s
+    pop = _history(lambda t: 0.5, seeds=range(8), steps=(0, 150, 300))
+    h = pop["variant"] == "homeo5orth"
+    pop.loc[h, "test_acc"] += 0.003 * (pop.loc[h, "seed"] - 3.5)                 # deficit varies by seed, mean 0.02
+    pr = E.projected_recovery(pop, long, "mnist1d", "homeo5orth", 300, 750, boot=2000)
+    assert pr["corr_deficit"] == pytest.approx(-1.0, abs=1e-9)
+    assert pr["D"] == pytest.approx(0.02)
+    assert pr["dD"] == pytest.approx(-0.006 + 0.004 * 1.0)                     # seeds 0, 1, 2: mean s = 1
+    assert pr["R_lo"] < pr["R"] < pr["R_hi"]
+    assert pr["deficit_lo"] < pr["deficit"] < pr["deficit_hi"]
+
+
+def test_projected_recovery_names_what_it_cannot_use():
+    pop = _history(lambda t: 0.5, seeds=range(6), steps=(0, 150, 300))
+    with pytest.raises(ValueError, match="step_a=150: not a step all three population runs logged"):
+        E.projected_recovery(pop, _growing_gap_history(), "mnist1d", "homeo5orth", 150, 750)
+    with pytest.raises(ValueError, match="need ≥ 2 seeds in each sample: population 1"):
+        E.projected_recovery(pop[pop["seed"] == 0], _growing_gap_history(), "mnist1d", "homeo5orth", 300, 750)
+
+
+def test_recovery_curves_script_prints_the_projection(tmp_path, capsys):
+    p, q = tmp_path / "long.csv.gz", tmp_path / "pop.csv.gz"
+    _growing_gap_history().to_csv(p, index=False)
+    _history(lambda t: 0.5, seeds=range(6), steps=(0, 150, 300)).to_csv(q, index=False)
+    C.main(["--out", str(tmp_path / "rec"), "--boot", "200", "--between", "300", "750", "--project", str(q),
+            "--curve", f"grow={p}:mnist1d:homeo5orth"])
+    out = capsys.readouterr().out
+    assert ("grow: test_acc projected to step 750 for 6 seeds at step 300, from the changes of 3 seeds: "
+            "gap 4.00 +1.80 = 5.80 pp (5.80 … 5.80), deficit 2.00 -0.60 = 1.40 pp") in out
+    assert "R = 76 % (76 … 76), P(R ≥ 80 %) = 0.00" in out
+    with pytest.raises(SystemExit):
+        C.main(["--out", str(tmp_path / "rec"), "--project", str(q), "--curve", f"grow={p}:mnist1d:homeo5orth"])
+    assert "--project" in capsys.readouterr().err
+
+
 def test_prior_runs_check_the_run_key_where_the_history_carries_it(tmp_path):
     """A reused run of the right length but another configuration (here |β| 0.2 against 0.1) is
     refused when the history file carries the run's store key; the right key, or none (older
