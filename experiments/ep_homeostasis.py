@@ -399,14 +399,19 @@ def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: floa
         return {"n": a.shape[1]}
     gap_s, rec_s = a[0] - a[1], a[2] - a[1]
     R = rec_s.mean() / gap_s.mean() if gap_s.mean() > 0 else np.nan
-    g, r = gap_s[idx].mean(1), rec_s[idx].mean(1)
+    g = gap_s[idx].mean(1)
+    glo, ghi = np.percentile(g, [2.5, 97.5])
+    return {"n": a.shape[1], "R": float(R), **_ratio_interval(g, rec_s[idx].mean(1), goal),
+            "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
+
+
+def _ratio_interval(g: np.ndarray, r: np.ndarray, goal: float) -> dict:
+    """R_lo, R_hi (95 % percentile interval), p_goal and no_gap of the resampled recoveries r/g; a
+    resample with gap g ≤ 0 gives no ratio and counts as R < ``goal``."""
     ok = g > 0
     Rb = np.where(ok, r / np.where(ok, g, 1.0), -np.inf)
     lo, hi = np.percentile(Rb, 2.5, method="lower"), np.percentile(Rb, 97.5, method="higher")  # no interpolation with −∞
-    glo, ghi = np.percentile(g, [2.5, 97.5])
-    return {"n": a.shape[1], "R": float(R), "R_lo": float(lo), "R_hi": float(hi),
-            "p_goal": float(np.mean(Rb >= goal)), "no_gap": float(1 - ok.mean()),
-            "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
+    return {"R_lo": float(lo), "R_hi": float(hi), "p_goal": float(np.mean(Rb >= goal)), "no_gap": float(1 - ok.mean())}
 
 
 def recovery_of(hist: pd.DataFrame, task: str, sym: str, untied: str, homeo: str, **kw) -> dict:
@@ -449,6 +454,16 @@ def _window_finals(piv: dict, steps: list, i: int, last: int) -> dict:
     return {k: p.loc[win].mean().dropna() for k, p in piv.items()}
 
 
+def _finals_at(piv: dict, steps: list, st: int, last: int, name: str = "step", runs: str = "runs") -> dict:
+    """``_window_finals`` ending at step ``st``; ValueError (naming ``name``) if ``st`` is not a common step
+    with ``last`` − 1 common steps before it."""
+    if st not in steps or steps.index(st) < last - 1:
+        raise ValueError(f"{name}={st}: not a step all three {runs} logged with {last - 1} logged steps before "
+                         f"it (common steps {steps[:3]} … {steps[-3:]})" if steps else
+                         f"{name}={st}: the three variants share no logged step")
+    return _window_finals(piv, steps, steps.index(st), last)
+
+
 def recovery_over_training(hist: pd.DataFrame, task: str, homeo: str, sym: str = "sym", last: int = 3,
                            boot: int = 4000, seed: int = 0, goal: float = 0.8,
                            metric: str = "test_acc") -> pd.DataFrame:
@@ -485,28 +500,29 @@ def change_between(hist: pd.DataFrame, task: str, homeo: str, step_a: int, step_
     step_a}`` (mean change with its 95 % bootstrap interval over whole seeds) and the recovery at both
     steps (``"R_a"``, ``"R_b"``: ``recovery_bootstrap``). ValueError if a step is not one that every
     run logged, or has fewer than ``last`` common steps up to it."""
+    frame = _change_frame(hist, task, homeo, step_a, step_b, sym, last, metric)
+    out = {"n": len(frame), "seeds": frame}
+    for k in ("gap", "deficit", "sym", "untied", "homeo"):
+        out[k] = paired_difference(frame[f"{k}_{step_b}"], frame[f"{k}_{step_a}"], boot, seed)
+    out["R_a"], out["R_b"] = (recovery_bootstrap({k: frame[f"{k}_{st}"] for k in ("sym", "untied", "homeo")},
+                                                 boot, seed) for st in (step_a, step_b))
+    return out
+
+
+def _change_frame(hist: pd.DataFrame, task: str, homeo: str, step_a: int, step_b: int, sym: str, last: int,
+                  metric: str) -> pd.DataFrame:
+    """``change_between``'s per-seed frame (its checks included), without the bootstraps."""
     if not (isinstance(step_a, (int, np.integer)) and isinstance(step_b, (int, np.integer)) and step_a < step_b):
         raise ValueError(f"steps ({step_a!r}, {step_b!r}): need two integer steps with step_a < step_b")
     piv, steps = _triple_pivots(hist, task, homeo, sym, metric)
-    at = {}
-    for st in (step_a, step_b):
-        if st not in steps or steps.index(st) < last - 1:
-            raise ValueError(f"step={st}: not a step all three runs logged with {last - 1} logged steps before "
-                             f"it (common steps {steps[:3]} … {steps[-3:]})" if steps else
-                             f"step={st}: the three variants share no logged step")
-        at[st] = _window_finals(piv, steps, steps.index(st), last)
+    at = {st: _finals_at(piv, steps, st, last) for st in (step_a, step_b)}
     seeds = sorted(set.intersection(*(set(f.index) for st in at for f in at[st].values())))
     frame = pd.DataFrame({f"{k}_{st}": at[st][k].loc[seeds] for st in (step_a, step_b)
                           for k in ("sym", "untied", "homeo")})
     for st in (step_a, step_b):
         frame[f"gap_{st}"] = frame[f"sym_{st}"] - frame[f"untied_{st}"]
         frame[f"deficit_{st}"] = frame[f"sym_{st}"] - frame[f"homeo_{st}"]
-    out = {"n": len(seeds), "seeds": frame}
-    for k in ("gap", "deficit", "sym", "untied", "homeo"):
-        out[k] = paired_difference(frame[f"{k}_{step_b}"], frame[f"{k}_{step_a}"], boot, seed)
-    out["R_a"], out["R_b"] = (recovery_bootstrap({k: at[st][k].loc[seeds] for k in ("sym", "untied", "homeo")},
-                                                 boot, seed) for st in (step_a, step_b))
-    return out
+    return frame
 
 
 def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: str, step_a: int, step_b: int,
@@ -529,16 +545,11 @@ def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: 
     ``corr_deficit``, the Pearson correlation over the seeds of ``long`` between a seed's value at
     ``step_a`` and its change (negative: regression to the mean, so ΔD depends on which seeds were run).
     ValueError if ``step_a`` is not usable in ``pop`` or either sample has fewer than 2 seeds."""
-    piv, steps = _triple_pivots(pop, task, homeo, sym, metric)
-    if step_a not in steps or steps.index(step_a) < last - 1:
-        raise ValueError(f"step_a={step_a}: not a step all three population runs logged with {last - 1} logged "
-                         f"steps before it" + (f" (common steps {steps[:3]} … {steps[-3:]})" if steps else ""))
-    fin = _window_finals(piv, steps, steps.index(step_a), last)
+    fin = _finals_at(*_triple_pivots(pop, task, homeo, sym, metric), step_a, last, "step_a", "population runs")
     seeds = sorted(set.intersection(*(set(f.index) for f in fin.values())))
     G_s = (fin["sym"] - fin["untied"]).loc[seeds].to_numpy()
     D_s = (fin["sym"] - fin["homeo"]).loc[seeds].to_numpy()
-    ch = change_between(long, task, homeo, step_a, step_b, sym=sym, last=last, boot=boot, seed=seed, metric=metric)
-    f = ch["seeds"]
+    f = _change_frame(long, task, homeo, step_a, step_b, sym, last, metric)
     dG_s = (f[f"gap_{step_b}"] - f[f"gap_{step_a}"]).to_numpy()
     dD_s = (f[f"deficit_{step_b}"] - f[f"deficit_{step_a}"]).to_numpy()
     if len(seeds) < 2 or len(dG_s) < 2:
@@ -548,8 +559,6 @@ def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: 
     il = rng.integers(0, len(dG_s), size=(boot, len(dG_s)))
     gap_b = G_s[ip].mean(1) + dG_s[il].mean(1)
     def_b = D_s[ip].mean(1) + dD_s[il].mean(1)
-    ok = gap_b > 0
-    Rb = np.where(ok, (gap_b - def_b) / np.where(ok, gap_b, 1.0), -np.inf)
     g, d = G_s.mean() + dG_s.mean(), D_s.mean() + dD_s.mean()
 
     def corr(x, y):
@@ -560,10 +569,7 @@ def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: 
             "gap": float(g), "gap_lo": float(np.percentile(gap_b, 2.5)), "gap_hi": float(np.percentile(gap_b, 97.5)),
             "deficit": float(d), "deficit_lo": float(np.percentile(def_b, 2.5)),
             "deficit_hi": float(np.percentile(def_b, 97.5)),
-            "R": float((g - d) / g) if g > 0 else np.nan,
-            "R_lo": float(np.percentile(Rb, 2.5, method="lower")),
-            "R_hi": float(np.percentile(Rb, 97.5, method="higher")),
-            "p_goal": float(np.mean(Rb >= goal)), "no_gap": float(1 - ok.mean()),
+            "R": float((g - d) / g) if g > 0 else np.nan, **_ratio_interval(gap_b, gap_b - def_b, goal),
             "corr_gap": corr(f[f"gap_{step_a}"].to_numpy(), dG_s),
             "corr_deficit": corr(f[f"deficit_{step_a}"].to_numpy(), dD_s)}
 
