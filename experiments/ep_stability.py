@@ -1,4 +1,5 @@
-"""Linear stability of EP networks along training, from stored EP-ablation histories (nothing is run).
+"""Linear stability and state offset of EP networks along training, from stored EP-ablation histories
+(nothing is run).
 
 Reads the ``contraction`` and ``offset_gain`` columns that the EP learner logs with ``spectrum_every``
 (``neurozo.learners.ep``: per example, at its free state on the device's weights, ρ = max|1 + dt·λ(J)| and
@@ -12,6 +13,18 @@ Reads the ``contraction`` and ``offset_gain`` columns that the EP learner logs w
 * ``--same A:B`` checks that run A's history equals run B's in every column B has (wall time aside), seed by
   seed — a diagnostic that takes no random draw leaves the rest of the history as it was;
 * a plot of the medians (solid) and maxima (dashed) over training, mean over seeds with 95 % bands.
+
+Runs that logged the state offset (``offset_every``: ``state_offset``, ``state_offset_mean``,
+``state_offset_max`` — the batch's median, mean and max of ‖u_stop − ū‖/√N, where the free relaxation
+stopped against where the device settles — and ``state_spread``, the batch median of the read noise's scatter
+of a settled state; ``EnergyNet.settle_offset``) get, per run, the row means of
+
+    offset_ratio = state_offset / state_spread          (≈ 1 for a state that has settled)
+    excess_offset = state_offset_mean / state_spread    (the batch mean: an early stop's cost is in its tail)
+    offset_ratio_max = state_offset_max / state_spread
+
+in a table of their own, in the pairs, and in a panel of the plot. A run may have logged either diagnostic
+or both.
 
     python experiments/ep_stability.py docs/ep_homeostasis_pcm_rnes_spec_s8_history.csv.gz \\
         --variants pcm_sym_rnes_spec pcm_untied_rnes_spec --paired pcm_sym_rnes_spec:pcm_untied_rnes_spec \\
@@ -34,25 +47,40 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]
 import pandas as pd  # noqa: E402
 
 COLUMNS = ("contraction", "offset_gain", "contraction_max", "offset_gain_max")
+#: the state-offset diagnostic's columns (``offset_every``) and the ratios formed from them
+OFFSET_COLUMNS = ("state_offset", "state_offset_mean", "state_offset_max", "state_spread")
+OFFSET_RATIOS = {"offset_ratio": "state_offset", "excess_offset": "state_offset_mean",
+                 "offset_ratio_max": "state_offset_max"}
 #: columns that differ between two runs of the same history (not part of what a run computes)
 IGNORED = ("wall_time", "variant", "label", "key")
 
 
+def _logged(h: pd.DataFrame, columns) -> bool:
+    return all(c in h and h[c].notna().any() for c in columns)
+
+
 def per_run(hist: pd.DataFrame, task: str, variant: str, from_step: int) -> pd.DataFrame:
     """Per seed (index) the mean over rows with step ≥ ``from_step`` of COLUMNS and of the stop's possible
-    offset ``offset_gain × noise_floor_free`` (NaN rows — steps without a spectrum — left out)."""
+    offset ``offset_gain × noise_floor_free`` where the run logged its spectrum, and of OFFSET_RATIOS where it
+    logged the state offset (NaN rows — steps without the diagnostic — left out of each column's mean)."""
     h = hist[(hist["task"] == task) & (hist["variant"] == variant)]
     if h.empty:
         raise ValueError(f"variants: the history has no run of task {task!r} variant {variant!r}; it has "
                          f"{sorted(set(hist.loc[hist['task'] == task, 'variant']))}")
-    missing = [c for c in COLUMNS if c not in h or h[c].isna().all()]
-    if missing:
-        raise ValueError(f"variants: {variant!r} logged no {missing} (run it with spectrum_every ≥ 1)")
+    spectrum, offset = _logged(h, COLUMNS), _logged(h, OFFSET_COLUMNS)
+    if not (spectrum or offset):
+        raise ValueError(f"variants: {variant!r} logged neither {list(COLUMNS)} nor {list(OFFSET_COLUMNS)} "
+                         "(run it with spectrum_every ≥ 1 or offset_every ≥ 1)")
     h = h[h["step"] >= from_step]
-    cols = list(COLUMNS)
-    if "noise_floor_free" in h:
-        h = h.assign(stop_offset=h["offset_gain"] * h["noise_floor_free"])
-        cols.append("stop_offset")
+    cols = []
+    if spectrum:
+        cols += COLUMNS
+        if "noise_floor_free" in h:
+            h = h.assign(stop_offset=h["offset_gain"] * h["noise_floor_free"])
+            cols.append("stop_offset")
+    if offset:
+        h = h.assign(**{r: h[c] / h["state_spread"] for r, c in OFFSET_RATIOS.items()})
+        cols += OFFSET_RATIOS
     return h.groupby("seed")[cols].mean()
 
 
@@ -99,12 +127,28 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    rows = hist[(hist["task"] == task) & hist["variant"].isin(list(variants))]
+    if _logged(rows, OFFSET_COLUMNS):
+        rows = rows.assign(**{r: rows[c] / rows["state_spread"] for r, c in OFFSET_RATIOS.items()})
+    # one panel per diagnostic some variant logged: (columns drawn solid and dashed, log scale, title)
+    panels = []
+    if _logged(rows, COLUMNS):
+        panels += [(("contraction", "contraction_max"), False,
+                    "contraction per step ρ = max|1 + dt·λ(J)|\n(≥ 1: not stable there; mean over seeds)"),
+                   (("offset_gain", "offset_gain_max"), True,
+                    "offset gain ‖J⁻¹‖, state offset per unit residual\n(geometric mean over seeds)")]
+    if _logged(rows, OFFSET_COLUMNS):
+        panels.append((("offset_ratio", "excess_offset"), True,
+                       "state offset / read-noise spread of a settled state\n(1: settled; geometric mean over seeds)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    axes = axes[0]
     for i, v in enumerate(variants):
-        h = hist[(hist["task"] == task) & (hist["variant"] == v)]
+        h = rows[rows["variant"] == v]
         color = f"C{i}"
-        for ax, col, log in zip(axes, ("contraction", "offset_gain"), (False, True)):
-            for c, ls in ((col, "-"), (col + "_max", "--")):
+        for ax, (cols, log, _) in zip(axes, panels):
+            for c, ls in zip(cols, ("-", "--")):
+                if c not in h or h[c].isna().all():
+                    continue                                  # this variant did not log this diagnostic
                 x = h.dropna(subset=[c])
                 vals = np.log10(x[c].clip(lower=1e-300)) if log else x[c]    # the gain: geometric mean over seeds
                 g = vals.groupby(x["step"])
@@ -114,16 +158,22 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
                 if log:
                     m, lo, hi = 10 ** m, 10 ** lo, 10 ** hi
                 ax.plot(m.index, m.values, ls, color=color,
-                        label=(labels or {}).get(v, v) + (" (batch median)" if ls == "-" else " (batch max)"))
+                        label=(labels or {}).get(v, v) + (" (batch median)" if ls == "-" else
+                                                          " (batch max)" if c.endswith("_max") else " (batch mean)"))
                 ax.fill_between(m.index, lo.values, hi.values, color=color, alpha=0.15, lw=0)
-    axes[0].axhline(1.0, color="k", lw=0.6, ls=":")
-    axes[0].set_title("contraction per step ρ = max|1 + dt·λ(J)|\n(≥ 1: not stable there; mean over seeds)",
-                      fontsize=9)
-    axes[1].set_title("offset gain ‖J⁻¹‖, state offset per unit residual\n(geometric mean over seeds)", fontsize=9)
-    axes[1].set_yscale("log")
-    for ax in axes:
+    for ax, (cols, log, title) in zip(axes, panels):
+        if cols[0] in ("contraction", "offset_ratio"):
+            ax.axhline(1.0, color="k", lw=0.6, ls=":")
+        ax.set_title(title, fontsize=9)
+        if log:
+            ax.set_yscale("log")
         ax.set_xlabel("training step")
-    handles, names = axes[0].get_legend_handles_labels()
+    handles, names = [], []
+    for ax in axes:                                          # every variant's lines, each label once
+        for hd, nm in zip(*ax.get_legend_handles_labels()):
+            if nm not in names:
+                handles.append(hd)
+                names.append(nm)
     fig.tight_layout()
     fig.legend(handles, names, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2)
     fig.savefig(out, dpi=110, bbox_inches="tight")
@@ -133,9 +183,7 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
 def markdown(runs: dict, pairs: dict, same: dict, cmd: str, from_step: int) -> str:
     lines = [f"`{cmd}`", "",
              f"Per run: mean over the rows with step ≥ {from_step} of the batch's median (max) at each row; "
-             "mean over seeds ± half a 95 % Student-t interval.", "",
-             "| variant | n | contraction ρ (median) | ρ (max) | offset gain (median) | offset gain (max) | "
-             "offset gain × stop floor |", "|---|---|---|---|---|---|---|"]
+             "mean over seeds ± half a 95 % Student-t interval."]
     from neurozo.plotting.curves import mean_ci
 
     def ci(x):
@@ -143,10 +191,23 @@ def markdown(runs: dict, pairs: dict, same: dict, cmd: str, from_step: int) -> s
         m, h = mean_ci(x.to_numpy())
         return f"{m:.4g} ± {h if len(x) > 1 else np.nan:.2g}"      # no interval from one seed
 
-    for v, r in runs.items():
+    spectrum = {v: r for v, r in runs.items() if "contraction" in r}
+    if spectrum:
+        lines += ["", "| variant | n | contraction ρ (median) | ρ (max) | offset gain (median) | offset gain (max) | "
+                      "offset gain × stop floor |", "|---|---|---|---|---|---|---|"]
+    for v, r in spectrum.items():
         off = ci(r["stop_offset"]) if "stop_offset" in r else "—"
         lines.append(f"| {v} | {len(r)} | {ci(r['contraction'])} | {ci(r['contraction_max'])} | "
                      f"{ci(r['offset_gain'])} | {ci(r['offset_gain_max'])} | {off} |")
+    offset = {v: r for v, r in runs.items() if "offset_ratio" in r}
+    if offset:
+        lines += ["", "State offset over the read noise's spread of a settled state (per run the row mean; "
+                      "per-seed range in brackets):", "",
+                  "| variant | n | offset/spread (batch median) | excess offset (batch mean/spread) | "
+                  "batch max/spread |", "|---|---|---|---|---|"]
+    for v, r in offset.items():
+        cells = [f"{ci(r[c])} [{r[c].min():.3g} … {r[c].max():.3g}]" for c in OFFSET_RATIOS]
+        lines.append(f"| {v} | {len(r)} | " + " | ".join(cells) + " |")
     if pairs:
         lines += ["", "| A : B | figure | n | mean A | mean B | mean of A/B (95 % CI) | seeds A > B |",
                   "|---|---|---|---|---|---|---|"]
@@ -164,7 +225,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("history", nargs="+", help="…_history.csv.gz files written by ep_homeostasis.py")
     ap.add_argument("--task", default="mnist1d")
-    ap.add_argument("--variants", nargs="+", required=True, help="variants that logged the spectrum")
+    ap.add_argument("--variants", nargs="+", required=True,
+                    help="variants that logged the spectrum (spectrum_every) or the state offset (offset_every)")
     ap.add_argument("--paired", nargs="*", default=[], metavar="A:B")
     ap.add_argument("--same", nargs="*", default=[], metavar="A:B")
     ap.add_argument("--from-step", type=int, default=750)
@@ -178,7 +240,7 @@ def main(argv=None):
     pairs = [parse_pair(p, a.variants) for p in a.paired]
     sames = [parse_pair(p, have) for p in a.same]
     runs = {v: per_run(hist, a.task, v, a.from_step) for v in a.variants}
-    cols = ["offset_gain", "contraction", "stop_offset"]
+    cols = ["offset_gain", "contraction", "stop_offset", "offset_ratio", "excess_offset"]
     pr = {(x, y, c): paired_ratio(runs[x][c], runs[y][c]) for x, y in pairs for c in cols
           if c in runs[x] and c in runs[y]}
     sm = {(x, y): same_history(hist, a.task, x, y) for x, y in sames}

@@ -629,3 +629,52 @@ def test_stability_figures_pairs_and_same_history():
         ST.parse_pair("a-b", {"a", "b"})
     with pytest.raises(ValueError, match="need ≥ 2"):
         ST.paired_ratio(pd.Series([1.0], index=[0]), pd.Series([1.0], index=[0]))
+
+
+def test_stability_script_reads_the_state_offset_alone_or_beside_the_spectrum(tmp_path):
+    """experiments/ep_stability.py on runs that logged the state offset (offset_every): per run the row means of
+    offset/spread (batch median), excess offset (batch mean/spread) and max/spread over rows from ``from_step``
+    (rows without the diagnostic left out), the pairs and counts on them, a table and a plot panel of their own;
+    a run with only the spectrum keeps its old table; a run with neither is named."""
+    ST = _stability_module()
+    rows = []
+    for variant, k in (("tied", 3.0), ("untied", 1.5), ("both", 1.0)):
+        for s in (0, 1, 2):
+            for step in (0, 50, 100, 150):
+                logged = step != 150                                     # the last row: no diagnostic
+                spread = 0.01 * (1 + s)
+                r = {"task": "t", "variant": variant, "seed": s, "step": step, "evaluations": step,
+                     "state_offset": k * spread * (1 + step / 100) if logged else np.nan,
+                     "state_offset_mean": 2 * k * spread if logged else np.nan,
+                     "state_offset_max": 10 * k * spread if logged else np.nan,
+                     "state_spread": spread if logged else np.nan, "test_acc": 0.1 * s}
+                if variant == "both":
+                    r.update(contraction=0.5, contraction_max=0.9, offset_gain=2.0, offset_gain_max=4.0,
+                             noise_floor_free=0.1)
+                rows.append(r)
+    hist = pd.DataFrame(rows)
+    r = ST.per_run(hist, "t", "tied", from_step=50)
+    # rows 50 and 100: offset/spread = 3·1.5 and 3·2 → 5.25 on every seed; mean/spread 6; max/spread 30
+    np.testing.assert_allclose(r["offset_ratio"], 5.25)
+    np.testing.assert_allclose(r["excess_offset"], 6.0)
+    np.testing.assert_allclose(r["offset_ratio_max"], 30.0)
+    assert "contraction" not in r
+    both = ST.per_run(hist, "t", "both", from_step=0)
+    assert {"contraction", "stop_offset", "offset_ratio", "excess_offset"} <= set(both)
+    p = ST.paired_ratio(r["excess_offset"], ST.per_run(hist, "t", "untied", 50)["excess_offset"])
+    assert p["ratio"] == pytest.approx(2.0) and p["a_larger"] == 3 and p["n"] == 3
+    f = tmp_path / "h.csv.gz"
+    hist.to_csv(f, index=False)
+    out = tmp_path / "st"
+    ST.main([str(f), "--task", "t", "--variants", "tied", "untied", "both", "--paired", "tied:untied",
+             "--from-step", "50", "--out", str(out)])
+    md = (tmp_path / "st.md").read_text()
+    assert "| both | 3 | 0.5 ±" in md                                   # the spectrum table, for "both" only
+    assert "| tied | 3 | 0.5 ±" not in md
+    assert "| tied | 3 | 5.25 ± 0 [5.25 … 5.25] | 6 ± 0 [6 … 6] | 30 ±" in md           # (max: ± rounding only)
+    assert "| tied : untied | excess_offset | 3 | 6 | 3 | 2.000 (2.000 … 2.000) | 3 of 3 |" in md
+    assert (tmp_path / "st.png").stat().st_size > 0
+    ST.main([str(f), "--task", "t", "--variants", "tied", "--out", str(tmp_path / "only")])   # one panel
+    assert "contraction ρ" not in (tmp_path / "only.md").read_text()
+    with pytest.raises(ValueError, match="offset_every"):
+        ST.per_run(hist.drop(columns=["state_spread"]), "t", "tied", 0)
