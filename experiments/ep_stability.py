@@ -138,8 +138,8 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
                    (("offset_gain", "offset_gain_max"), True,
                     "offset gain ‖J⁻¹‖, state offset per unit residual\n(geometric mean over seeds)")]
     if _logged(rows, OFFSET_COLUMNS):
-        panels.append((("offset_ratio", "excess_offset"), True,
-                       "state offset / read-noise spread of a settled state\n(1: settled; geometric mean over seeds)"))
+        panels.append((("offset_ratio", "excess_offset"), False,
+                       "state offset / read-noise spread of a settled state\n(1: settled; mean over seeds)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     axes = axes[0]
     for i, v in enumerate(variants):
