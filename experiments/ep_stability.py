@@ -23,12 +23,16 @@ of a settled state; ``EnergyNet.settle_offset``) get, per run, the row means of
     excess_offset = state_offset_mean / state_spread    (the batch mean: an early stop's cost is in its tail)
     offset_ratio_max = state_offset_max / state_spread
 
-in a table of their own, in the pairs, and in a panel of the plot. A run may have logged either diagnostic
-or both.
+in a table of their own, in the pairs, and in a panel of the plot (a row whose spread is 0 — a noiseless
+substrate, where the offset is the distance to the fixed point itself — has no ratio). A run may have logged
+either diagnostic or both.
 
     python experiments/ep_stability.py docs/ep_homeostasis_pcm_rnes_spec_s8_history.csv.gz \\
         --variants pcm_sym_rnes_spec pcm_untied_rnes_spec --paired pcm_sym_rnes_spec:pcm_untied_rnes_spec \\
         --same pcm_sym_rnes_spec:pcm_sym_rnes pcm_untied_rnes_spec:pcm_untied_rnes --out docs/ep_pcm_stability
+    python experiments/ep_stability.py docs/ep_homeostasis_pcm_off_s8_history.csv.gz \
+        --variants pcm_sym_rnes_off pcm_untied_rnes_off --paired pcm_sym_rnes_off:pcm_untied_rnes_off \
+        --same pcm_sym_rnes_off:pcm_sym_rnes --out docs/ep_pcm_offset
 
 Writes ``PREFIX.md`` (the tables) and ``PREFIX.png``.
 """
@@ -59,6 +63,12 @@ def _logged(h: pd.DataFrame, columns) -> bool:
     return all(c in h and h[c].notna().any() for c in columns)
 
 
+def _offset_ratios(h: pd.DataFrame) -> pd.DataFrame:
+    """``h`` with OFFSET_RATIOS added (NaN where the spread is not positive)."""
+    spread = h["state_spread"].where(h["state_spread"] > 0)
+    return h.assign(**{r: h[c] / spread for r, c in OFFSET_RATIOS.items()})
+
+
 def per_run(hist: pd.DataFrame, task: str, variant: str, from_step: int) -> pd.DataFrame:
     """Per seed (index) the mean over rows with step ≥ ``from_step`` of COLUMNS and of the stop's possible
     offset ``offset_gain × noise_floor_free`` where the run logged its spectrum, and of OFFSET_RATIOS where it
@@ -79,7 +89,7 @@ def per_run(hist: pd.DataFrame, task: str, variant: str, from_step: int) -> pd.D
             h = h.assign(stop_offset=h["offset_gain"] * h["noise_floor_free"])
             cols.append("stop_offset")
     if offset:
-        h = h.assign(**{r: h[c] / h["state_spread"] for r, c in OFFSET_RATIOS.items()})
+        h = _offset_ratios(h)
         cols += OFFSET_RATIOS
     return h.groupby("seed")[cols].mean()
 
@@ -129,7 +139,7 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
 
     rows = hist[(hist["task"] == task) & hist["variant"].isin(list(variants))]
     if _logged(rows, OFFSET_COLUMNS):
-        rows = rows.assign(**{r: rows[c] / rows["state_spread"] for r, c in OFFSET_RATIOS.items()})
+        rows = _offset_ratios(rows)
     # one panel per diagnostic some variant logged: (columns drawn solid and dashed, log scale, title)
     panels = []
     if _logged(rows, COLUMNS):

@@ -678,3 +678,5 @@ def test_stability_script_reads_the_state_offset_alone_or_beside_the_spectrum(tm
     assert "contraction ρ" not in (tmp_path / "only.md").read_text()
     with pytest.raises(ValueError, match="offset_every"):
         ST.per_run(hist.drop(columns=["state_spread"]), "t", "tied", 0)
+    noiseless = hist.assign(state_spread=hist["state_spread"].where(hist["step"] != 100, 0.0))
+    np.testing.assert_allclose(ST.per_run(noiseless, "t", "tied", 50)["offset_ratio"], 4.5)   # row 100 has none
