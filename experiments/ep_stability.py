@@ -30,8 +30,8 @@ either diagnostic or both.
     python experiments/ep_stability.py docs/ep_homeostasis_pcm_rnes_spec_s8_history.csv.gz \\
         --variants pcm_sym_rnes_spec pcm_untied_rnes_spec --paired pcm_sym_rnes_spec:pcm_untied_rnes_spec \\
         --same pcm_sym_rnes_spec:pcm_sym_rnes pcm_untied_rnes_spec:pcm_untied_rnes --out docs/ep_pcm_stability
-    python experiments/ep_stability.py docs/ep_homeostasis_pcm_off_s8_history.csv.gz \
-        --variants pcm_sym_rnes_off pcm_untied_rnes_off --paired pcm_sym_rnes_off:pcm_untied_rnes_off \
+    python experiments/ep_stability.py docs/ep_homeostasis_pcm_off_s8_history.csv.gz \\
+        --variants pcm_sym_rnes_off pcm_untied_rnes_off --paired pcm_sym_rnes_off:pcm_untied_rnes_off \\
         --same pcm_sym_rnes_off:pcm_sym_rnes --out docs/ep_pcm_offset
 
 Writes ``PREFIX.md`` (the tables) and ``PREFIX.png``.
@@ -138,24 +138,23 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
     import matplotlib.pyplot as plt
 
     rows = hist[(hist["task"] == task) & hist["variant"].isin(list(variants))]
-    if _logged(rows, OFFSET_COLUMNS):
-        rows = _offset_ratios(rows)
-    # one panel per diagnostic some variant logged: (columns drawn solid and dashed, log scale, title)
+    # one panel per diagnostic some variant logged: (columns drawn solid and dashed, log scale, line at 1, title)
     panels = []
     if _logged(rows, COLUMNS):
-        panels += [(("contraction", "contraction_max"), False,
+        panels += [(("contraction", "contraction_max"), False, True,
                     "contraction per step ρ = max|1 + dt·λ(J)|\n(≥ 1: not stable there; mean over seeds)"),
-                   (("offset_gain", "offset_gain_max"), True,
+                   (("offset_gain", "offset_gain_max"), True, False,
                     "offset gain ‖J⁻¹‖, state offset per unit residual\n(geometric mean over seeds)")]
     if _logged(rows, OFFSET_COLUMNS):
-        panels.append((("offset_ratio", "excess_offset"), False,
+        rows = _offset_ratios(rows)
+        panels.append((("offset_ratio", "excess_offset"), False, True,
                        "state offset / read-noise spread of a settled state\n(1: settled; mean over seeds)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     axes = axes[0]
     for i, v in enumerate(variants):
         h = rows[rows["variant"] == v]
         color = f"C{i}"
-        for ax, (cols, log, _) in zip(axes, panels):
+        for ax, (cols, log, _, _) in zip(axes, panels):
             for c, ls in zip(cols, ("-", "--")):
                 if c not in h or h[c].isna().all():
                     continue                                  # this variant did not log this diagnostic
@@ -171,8 +170,8 @@ def plot(hist: pd.DataFrame, task: str, variants, out: str, labels=None):
                         label=(labels or {}).get(v, v) + (" (batch median)" if ls == "-" else
                                                           " (batch max)" if c.endswith("_max") else " (batch mean)"))
                 ax.fill_between(m.index, lo.values, hi.values, color=color, alpha=0.15, lw=0)
-    for ax, (cols, log, title) in zip(axes, panels):
-        if cols[0] in ("contraction", "offset_ratio"):
+    for ax, (_, log, one, title) in zip(axes, panels):
+        if one:
             ax.axhline(1.0, color="k", lw=0.6, ls=":")
         ax.set_title(title, fontsize=9)
         if log:
