@@ -525,7 +525,7 @@ def _change_frame(hist: pd.DataFrame, task: str, homeo: str, step_a: int, step_b
     return frame
 
 
-def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: str, step_a: int, step_b: int,
+def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: int, step_b: int,
                        sym: str = "sym", last: int = 3, boot: int = 4000, seed: int = 0, goal: float = 0.8,
                        metric: str = "test_acc") -> dict:
     """The recovery a whole population of seeds would show at ``step_b``, from its runs that end at
@@ -544,11 +544,30 @@ def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: 
     gap_b ≤ 0 counts as R < ``goal``, as in ``recovery_bootstrap``. Also returned: ``corr_gap`` and
     ``corr_deficit``, the Pearson correlation over the seeds of ``long`` between a seed's value at
     ``step_a`` and its change (negative: regression to the mean, so ΔD depends on which seeds were run).
-    ValueError if ``step_a`` is not usable in ``pop`` or either sample has fewer than 2 seeds."""
-    fin = _finals_at(*_triple_pivots(pop, task, homeo, sym, metric), step_a, last, "step_a", "population runs")
-    seeds = sorted(set.intersection(*(set(f.index) for f in fin.values())))
-    G_s = (fin["sym"] - fin["untied"]).loc[seeds].to_numpy()
-    D_s = (fin["sym"] - fin["homeo"]).loc[seeds].to_numpy()
+
+    ``pop`` may be a list of histories with disjoint seeds (e.g. the runs that end at ``step_a`` and the
+    first halves of longer runs of new seeds): each history's values at ``step_a`` are its own windows
+    of ``last`` evaluations, so histories logged at different intervals keep their own spacing.
+
+    Also returned, the regression estimator (``reg_*``): with x, y a seed's value at ``step_a`` and
+    ``step_b`` in ``long`` and b the least-squares slope of y on x (``slope_gap``, ``slope_deficit``),
+    gap_b = ȳ + b·(G − x̄), and the same for the deficit; the difference estimator is the case b = 1.
+    It gains where b < 1 (a seed's change depends on its value at ``step_a``); b is refitted in every
+    resample. ValueError if ``step_a`` is not usable in ``pop``, the histories of ``pop`` share a seed, or
+    either sample has fewer than 2 seeds."""
+    G_parts, D_parts = [], []
+    for i, h in enumerate(pop if isinstance(pop, (list, tuple)) else [pop]):
+        runs = "population runs" + (f" (history {i})" if isinstance(pop, (list, tuple)) else "")
+        fin = _finals_at(*_triple_pivots(h, task, homeo, sym, metric), step_a, last, "step_a", runs)
+        seeds = sorted(set.intersection(*(set(f.index) for f in fin.values())))
+        G_parts.append((fin["sym"] - fin["untied"]).loc[seeds])
+        D_parts.append((fin["sym"] - fin["homeo"]).loc[seeds])
+    G_ser, D_ser = pd.concat(G_parts), pd.concat(D_parts)
+    if G_ser.index.has_duplicates:
+        dup = sorted(set(G_ser.index[G_ser.index.duplicated()]))
+        raise ValueError(f"pop: the population histories share seeds {dup}; each seed may appear in one only")
+    seeds = list(G_ser.index)
+    G_s, D_s = G_ser.to_numpy(), D_ser.to_numpy()
     f = _change_frame(long, task, homeo, step_a, step_b, sym, last, metric)
     dG_s = (f[f"gap_{step_b}"] - f[f"gap_{step_a}"]).to_numpy()
     dD_s = (f[f"deficit_{step_b}"] - f[f"deficit_{step_a}"]).to_numpy()
@@ -564,6 +583,23 @@ def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: 
     def corr(x, y):
         return float(np.corrcoef(x, y)[0, 1]) if len(x) >= 3 and np.std(x) > 0 and np.std(y) > 0 else np.nan
 
+    def regression(pop_s, x, y):
+        """Point estimate, slope, and the resampled estimates (slope refitted; 1 where x has no spread)."""
+        def fit(xm, ym, xxm, xym):
+            var = xxm - xm ** 2
+            ok = var > 1e-12 * np.maximum(xxm, 1e-300)
+            return np.where(ok, (xym - xm * ym) / np.where(ok, var, 1.0), 1.0)
+        b = float(fit(x.mean(), y.mean(), (x * x).mean(), (x * y).mean()))
+        bb = fit(x[il].mean(1), y[il].mean(1), (x * x)[il].mean(1), (x * y)[il].mean(1))
+        est = y.mean() + b * (pop_s.mean() - x.mean())
+        return est, b, y[il].mean(1) + bb * (pop_s[ip].mean(1) - x[il].mean(1))
+
+    rg, bg, rg_b = regression(G_s, f[f"gap_{step_a}"].to_numpy(), f[f"gap_{step_b}"].to_numpy())
+    rd, bd, rd_b = regression(D_s, f[f"deficit_{step_a}"].to_numpy(), f[f"deficit_{step_b}"].to_numpy())
+    reg = {"reg_" + k: v for k, v in _ratio_interval(rg_b, rg_b - rd_b, goal).items()}
+    reg.update(reg_gap=float(rg), reg_deficit=float(rd), reg_R=float((rg - rd) / rg) if rg > 0 else np.nan,
+               slope_gap=bg, slope_deficit=bd)
+
     return {"n_pop": len(seeds), "n_long": len(dG_s), "G": float(G_s.mean()), "D": float(D_s.mean()),
             "dG": float(dG_s.mean()), "dD": float(dD_s.mean()),
             "gap": float(g), "gap_lo": float(np.percentile(gap_b, 2.5)), "gap_hi": float(np.percentile(gap_b, 97.5)),
@@ -571,7 +607,7 @@ def projected_recovery(pop: pd.DataFrame, long: pd.DataFrame, task: str, homeo: 
             "deficit_hi": float(np.percentile(def_b, 97.5)),
             "R": float((g - d) / g) if g > 0 else np.nan, **_ratio_interval(gap_b, gap_b - def_b, goal),
             "corr_gap": corr(f[f"gap_{step_a}"].to_numpy(), dG_s),
-            "corr_deficit": corr(f[f"deficit_{step_a}"].to_numpy(), dD_s)}
+            "corr_deficit": corr(f[f"deficit_{step_a}"].to_numpy(), dD_s), **reg}
 
 
 def plot_recovery(curves: dict, out_path: str, goal: float = 0.8, metric: str = "test_acc"):

@@ -14,9 +14,11 @@ Writes ``PREFIX.csv`` and ``PREFIX.png``::
         --curve "orthogonal, 62 seeds=docs/ep_homeostasis_long_mnist1d_b01_s62_history.csv.gz:mnist1d:homeo5orth" \\
         --curve "Gaussian, 28 seeds=docs/ep_homeostasis_long_mnist1d_b01_s28_history.csv.gz:mnist1d:homeo5s50"
 
-``--between A B --project POP_HISTORY`` also projects the recovery at step B of the seeds in
-POP_HISTORY (runs that end at step A) from each curve's changes between A and B
-(``ep_homeostasis.projected_recovery``, a difference estimator)::
+``--between A B --project POP_HISTORY [POP_HISTORY ...]`` also projects the recovery at step B of the
+seeds in the POP_HISTORY files (runs that end at step A, or longer runs of other seeds: each file's
+values at A are its own windows; no seed may be in two files) from each curve's changes between A and
+B (``ep_homeostasis.projected_recovery``: the difference estimator, and the regression estimator beside
+it)::
 
     python experiments/ep_recovery_curves.py --out /tmp/rc --between 4500 9000 \
         --project docs/ep_homeostasis_long_mnist1d_b01_s62_history.csv.gz \
@@ -83,9 +85,10 @@ def main(argv=None):
     ap.add_argument("--between", nargs=2, type=int, metavar=("STEP_A", "STEP_B"), default=None,
                     help="also print, per curve, how the gap and the deficit change from STEP_A to STEP_B in the "
                          "same runs (paired by seed; ep_homeostasis.change_between)")
-    ap.add_argument("--project", metavar="POP_HISTORY", default=None,
-                    help="with --between: project the recovery at STEP_B of the seeds in POP_HISTORY (runs that "
-                         "end at STEP_A) from each curve's changes (ep_homeostasis.projected_recovery)")
+    ap.add_argument("--project", metavar="POP_HISTORY", nargs="+", default=None,
+                    help="with --between: project the recovery at STEP_B of the seeds in the POP_HISTORY files (runs "
+                         "that end at STEP_A, or longer runs of other seeds; disjoint seeds) from each curve's "
+                         "changes (ep_homeostasis.projected_recovery)")
     a = ap.parse_args(argv)
     if a.project and not a.between:
         ap.error(f"--project {a.project!r} needs --between STEP_A STEP_B")
@@ -125,18 +128,19 @@ def changes_of(specs, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
                                    metric=metric) for name, path, task, variant in specs}
 
 
-def projections_of(specs, pop_path: str, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
+def projections_of(specs, pop_paths, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
                    metric: str = "test_acc") -> dict:
-    """{name: ep_homeostasis.projected_recovery(population history, curve history, ...)}."""
-    pop = pd.read_csv(pop_path)
+    """{name: ep_homeostasis.projected_recovery(population histories, curve history, ...)}; ``pop_paths``
+    one path or a list of paths."""
+    pop = [pd.read_csv(p) for p in ([pop_paths] if isinstance(pop_paths, str) else pop_paths)]
     return {name: E.projected_recovery(pop, pd.read_csv(path), task, variant, step_a, step_b, boot=boot, seed=seed,
                                        metric=metric) for name, path, task, variant in specs}
 
 
 def projection_text(name: str, pr: dict, step_a: int, step_b: int, metric: str = "test_acc") -> str:
     """The projected recovery as one paragraph: the population's gap and deficit at STEP_A, the changes,
-    the projection at STEP_B with its interval, and the correlations that would warn of regression to
-    the mean."""
+    the projection at STEP_B with its interval, the correlations that would warn of regression to
+    the mean, and the regression estimator with its slopes."""
     _, unit, k = E.RECOVERY_METRICS[metric]
     d = 2 if unit == "pp" else 4
     return (f"{name}: {metric} projected to step {step_b} for {pr['n_pop']} seeds at step {step_a}, from the changes "
@@ -145,7 +149,11 @@ def projection_text(name: str, pr: dict, step_a: int, step_b: int, metric: str =
             f"{k * pr['dD']:+.{d}f} = {k * pr['deficit']:.{d}f} {unit} ({k * pr['deficit_lo']:.{d}f} … "
             f"{k * pr['deficit_hi']:.{d}f}); R = {100 * pr['R']:.0f} % ({100 * pr['R_lo']:.0f} … "
             f"{100 * pr['R_hi']:.0f}), P(R ≥ 80 %) = {pr['p_goal']:.2f}; correlation of a seed's value at step "
-            f"{step_a} with its change: gap {pr['corr_gap']:+.2f}, deficit {pr['corr_deficit']:+.2f}")
+            f"{step_a} with its change: gap {pr['corr_gap']:+.2f}, deficit {pr['corr_deficit']:+.2f}; regression "
+            f"estimator (slope of step {step_b} on step {step_a}: gap {pr['slope_gap']:.2f}, deficit "
+            f"{pr['slope_deficit']:.2f}): gap {k * pr['reg_gap']:.{d}f} {unit}, deficit {k * pr['reg_deficit']:.{d}f} "
+            f"{unit}, R = {100 * pr['reg_R']:.0f} % ({100 * pr['reg_R_lo']:.0f} … {100 * pr['reg_R_hi']:.0f}), "
+            f"P(R ≥ 80 %) = {pr['reg_p_goal']:.2f}")
 
 
 def change_text(name: str, ch: dict, step_a: int, step_b: int, metric: str = "test_acc") -> str:

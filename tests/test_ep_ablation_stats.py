@@ -343,6 +343,31 @@ def test_projected_recovery_adds_the_longer_runs_changes_to_the_population():
         assert pr[k] == pytest.approx(want)
     assert pr["gap"] == pytest.approx(0.058) and pr["deficit"] == pytest.approx(0.014)
     assert pr["p_goal"] == 0.0 and pr["no_gap"] == 0.0                     # 76 % < 80 % in every resample
+    # no spread at step_a in the longer runs: the regression estimator falls back to slope 1, the difference one
+    assert pr["slope_gap"] == 1.0 and pr["slope_deficit"] == 1.0
+    for k in ("reg_R", "reg_R_lo", "reg_R_hi"):
+        assert pr[k] == pytest.approx(want)
+    assert pr["reg_gap"] == pytest.approx(0.058) and pr["reg_deficit"] == pytest.approx(0.014)
+
+
+def test_projected_recovery_takes_several_population_histories_each_with_its_own_windows():
+    """Seeds 0–5 split over two histories give the same projection as one; a history logged every 100
+    steps has its own window (100, 200, 300), so its value at 300 is not the other history's; a seed in
+    two histories is refused."""
+    long = _growing_gap_history()
+    pop = _history(lambda t: 0.5, seeds=range(6), steps=(0, 150, 300))
+    one = E.projected_recovery(pop, long, "mnist1d", "homeo5orth", 300, 750, boot=300)
+    two = E.projected_recovery([pop[pop["seed"] < 2], pop[pop["seed"] >= 2]], long, "mnist1d", "homeo5orth",
+                               300, 750, boot=300)
+    assert two["n_pop"] == 6 and two["R"] == pytest.approx(one["R"]) and two["D"] == pytest.approx(one["D"])
+    fine = _history(lambda t: t / 300, seeds=(6, 7), steps=(0, 100, 200, 300))   # r over 100, 200, 300: mean 2/3
+    pr = E.projected_recovery([pop, fine], long, "mnist1d", "homeo5orth", 300, 750, boot=300)
+    assert pr["n_pop"] == 8
+    assert pr["D"] == pytest.approx((6 * 0.02 + 2 * 0.04 / 3) / 8)
+    with pytest.raises(ValueError, match=r"pop: the population histories share seeds \[1\]"):
+        E.projected_recovery([pop, pop[pop["seed"] == 1]], long, "mnist1d", "homeo5orth", 300, 750)
+    with pytest.raises(ValueError, match=r"step_a=300: not a step all three population runs \(history 1\)"):
+        E.projected_recovery([pop, fine[fine["step"] < 300]], long, "mnist1d", "homeo5orth", 300, 750)
 
 
 def test_projected_recovery_interval_and_regression_warning():
@@ -360,6 +385,10 @@ def test_projected_recovery_interval_and_regression_warning():
     assert pr["dD"] == pytest.approx(-0.006 + 0.004 * 1.0)                     # seeds 0, 1, 2: mean s = 1
     assert pr["R_lo"] < pr["R"] < pr["R_hi"]
     assert pr["deficit_lo"] < pr["deficit"] < pr["deficit_hi"]
+    # the deficit at 750 is 0.032 on every seed, whatever it was at 300: slope 0, so the regression
+    # estimator gives 0.032 and ignores the population's deficit at 300; the gap has no spread at 300 (slope 1)
+    assert pr["slope_deficit"] == pytest.approx(0.0, abs=1e-9) and pr["reg_deficit"] == pytest.approx(0.032)
+    assert pr["slope_gap"] == 1.0 and pr["reg_gap"] == pytest.approx(pr["gap"])
 
 
 def test_projected_recovery_names_what_it_cannot_use():
@@ -380,6 +409,12 @@ def test_recovery_curves_script_prints_the_projection(tmp_path, capsys):
     assert ("grow: test_acc projected to step 750 for 6 seeds at step 300, from the changes of 3 seeds: "
             "gap 4.00 +1.80 = 5.80 pp (5.80 … 5.80), deficit 2.00 -0.60 = 1.40 pp") in out
     assert "R = 76 % (76 … 76), P(R ≥ 80 %) = 0.00" in out
+    assert "regression estimator (slope of step 750 on step 300: gap 1.00, deficit 1.00): gap 5.80 pp" in out
+    r = tmp_path / "pop2.csv.gz"
+    _history(lambda t: 0.0, seeds=(6, 7), steps=(0, 150, 300)).to_csv(r, index=False)   # deficit 0.04 on 2 seeds
+    C.main(["--out", str(tmp_path / "rec"), "--boot", "200", "--between", "300", "750", "--project", str(q), str(r),
+            "--curve", f"grow={p}:mnist1d:homeo5orth"])
+    assert "for 8 seeds at step 300" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         C.main(["--out", str(tmp_path / "rec"), "--project", str(q), "--curve", f"grow={p}:mnist1d:homeo5orth"])
     assert "--project" in capsys.readouterr().err
