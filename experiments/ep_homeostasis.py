@@ -549,7 +549,8 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
     first halves of longer runs of new seeds): each history's values at ``step_a`` are its own windows
     of ``last`` evaluations, so histories logged at different intervals keep their own spacing.
 
-    Also returned, the regression estimator (``reg_*``): with x, y a seed's value at ``step_a`` and
+    Also returned: the population's own recovery at ``step_a`` (``R_a``, with ``R_lo_a``, ``R_hi_a``,
+    ``p_goal_a`` from the same resamples of ``pop``), and the regression estimator (``reg_*``): with x, y a seed's value at ``step_a`` and
     ``step_b`` in ``long`` and b the least-squares slope of y on x (``slope_gap``, ``slope_deficit``),
     gap_b = ȳ + b·(G − x̄), and the same for the deficit; the difference estimator is the case b = 1.
     It gains where b < 1 (a seed's change depends on its value at ``step_a``); b is refitted in every
@@ -597,6 +598,9 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
     rg, bg, rg_b = regression(G_s, f[f"gap_{step_a}"].to_numpy(), f[f"gap_{step_b}"].to_numpy())
     rd, bd, rd_b = regression(D_s, f[f"deficit_{step_a}"].to_numpy(), f[f"deficit_{step_b}"].to_numpy())
     reg = {"reg_" + k: v for k, v in _ratio_interval(rg_b, rg_b - rd_b, goal).items()}
+    Gp, Dp = G_s[ip].mean(1), D_s[ip].mean(1)                        # the population itself at step_a
+    reg.update({k + "_a": v for k, v in _ratio_interval(Gp, Gp - Dp, goal).items()},
+               R_a=float((G_s.mean() - D_s.mean()) / G_s.mean()) if G_s.mean() > 0 else np.nan)
     reg.update(reg_gap=float(rg), reg_deficit=float(rd), reg_R=float((rg - rd) / rg) if rg > 0 else np.nan,
                slope_gap=bg, slope_deficit=bd)
 

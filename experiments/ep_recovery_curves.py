@@ -143,7 +143,9 @@ def projection_text(name: str, pr: dict, step_a: int, step_b: int, metric: str =
     the mean, and the regression estimator with its slopes."""
     _, unit, k = E.RECOVERY_METRICS[metric]
     d = 2 if unit == "pp" else 4
-    return (f"{name}: {metric} projected to step {step_b} for {pr['n_pop']} seeds at step {step_a}, from the changes "
+    return (f"{name}: {metric} recovered by the {pr['n_pop']} seeds at step {step_a}: R = {100 * pr['R_a']:.0f} % "
+            f"({100 * pr['R_lo_a']:.0f} … {100 * pr['R_hi_a']:.0f}), P(R ≥ 80 %) = {pr['p_goal_a']:.2f}; "
+            f"projected to step {step_b} from the changes "
             f"of {pr['n_long']} seeds: gap {k * pr['G']:.{d}f} {pr['dG'] * k:+.{d}f} = {k * pr['gap']:.{d}f} {unit} "
             f"({k * pr['gap_lo']:.{d}f} … {k * pr['gap_hi']:.{d}f}), deficit {k * pr['D']:.{d}f} "
             f"{k * pr['dD']:+.{d}f} = {k * pr['deficit']:.{d}f} {unit} ({k * pr['deficit_lo']:.{d}f} … "

@@ -348,6 +348,7 @@ def test_projected_recovery_adds_the_longer_runs_changes_to_the_population():
     for k in ("reg_R", "reg_R_lo", "reg_R_hi"):
         assert pr[k] == pytest.approx(want)
     assert pr["reg_gap"] == pytest.approx(0.058) and pr["reg_deficit"] == pytest.approx(0.014)
+    assert pr["R_a"] == pytest.approx(0.5) and pr["R_lo_a"] == pytest.approx(0.5) and pr["p_goal_a"] == 0.0
 
 
 def test_projected_recovery_takes_several_population_histories_each_with_its_own_windows():
@@ -406,7 +407,8 @@ def test_recovery_curves_script_prints_the_projection(tmp_path, capsys):
     C.main(["--out", str(tmp_path / "rec"), "--boot", "200", "--between", "300", "750", "--project", str(q),
             "--curve", f"grow={p}:mnist1d:homeo5orth"])
     out = capsys.readouterr().out
-    assert ("grow: test_acc projected to step 750 for 6 seeds at step 300, from the changes of 3 seeds: "
+    assert ("grow: test_acc recovered by the 6 seeds at step 300: R = 50 % (50 … 50), P(R ≥ 80 %) = 0.00; "
+            "projected to step 750 from the changes of 3 seeds: "
             "gap 4.00 +1.80 = 5.80 pp (5.80 … 5.80), deficit 2.00 -0.60 = 1.40 pp") in out
     assert "R = 76 % (76 … 76), P(R ≥ 80 %) = 0.00" in out
     assert "regression estimator (slope of step 750 on step 300: gap 1.00, deficit 1.00): gap 5.80 pp" in out
@@ -414,7 +416,7 @@ def test_recovery_curves_script_prints_the_projection(tmp_path, capsys):
     _history(lambda t: 0.0, seeds=(6, 7), steps=(0, 150, 300)).to_csv(r, index=False)   # deficit 0.04 on 2 seeds
     C.main(["--out", str(tmp_path / "rec"), "--boot", "200", "--between", "300", "750", "--project", str(q), str(r),
             "--curve", f"grow={p}:mnist1d:homeo5orth"])
-    assert "for 8 seeds at step 300" in capsys.readouterr().out
+    assert "recovered by the 8 seeds at step 300" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         C.main(["--out", str(tmp_path / "rec"), "--project", str(q), "--curve", f"grow={p}:mnist1d:homeo5orth"])
     assert "--project" in capsys.readouterr().err
