@@ -550,12 +550,14 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
     of ``last`` evaluations, so histories logged at different intervals keep their own spacing.
 
     Also returned: the population's own recovery at ``step_a`` (``R_a``, with ``R_lo_a``, ``R_hi_a``,
-    ``p_goal_a`` from the same resamples of ``pop``), and the regression estimator (``reg_*``): with x, y a seed's value at ``step_a`` and
-    ``step_b`` in ``long`` and b the least-squares slope of y on x (``slope_gap``, ``slope_deficit``),
-    gap_b = ȳ + b·(G − x̄), and the same for the deficit; the difference estimator is the case b = 1.
-    It gains where b < 1 (a seed's change depends on its value at ``step_a``); b is refitted in every
-    resample. ValueError if ``step_a`` is not usable in ``pop``, the histories of ``pop`` share a seed, or
-    either sample has fewer than 2 seeds."""
+    ``p_goal_a`` from the same resamples of ``pop``), and the regression estimator (``reg_*``): with
+    x, y a seed's value at ``step_a`` and ``step_b`` in ``long`` and b the least-squares slope of y on x
+    (``slope_gap``, ``slope_deficit``), gap_b = ȳ + b·(G − x̄), and the same for the deficit; the
+    difference estimator is the case b = 1. It gains where b < 1 (a seed's change depends on its value
+    at ``step_a``); b is refitted in every resample, and taken as 1 where x has no spread.
+
+    ValueError if ``step_a`` is not usable in ``pop``, the histories of ``pop`` share a seed, or either
+    sample has fewer than 2 seeds."""
     G_parts, D_parts = [], []
     for i, h in enumerate(pop if isinstance(pop, (list, tuple)) else [pop]):
         runs = "population runs" + (f" (history {i})" if isinstance(pop, (list, tuple)) else "")
@@ -597,12 +599,12 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
 
     rg, bg, rg_b = regression(G_s, f[f"gap_{step_a}"].to_numpy(), f[f"gap_{step_b}"].to_numpy())
     rd, bd, rd_b = regression(D_s, f[f"deficit_{step_a}"].to_numpy(), f[f"deficit_{step_b}"].to_numpy())
-    reg = {"reg_" + k: v for k, v in _ratio_interval(rg_b, rg_b - rd_b, goal).items()}
+    extra = {"reg_" + k: v for k, v in _ratio_interval(rg_b, rg_b - rd_b, goal).items()}
+    extra.update(reg_gap=float(rg), reg_deficit=float(rd), reg_R=float((rg - rd) / rg) if rg > 0 else np.nan,
+                 slope_gap=bg, slope_deficit=bd)
     Gp, Dp = G_s[ip].mean(1), D_s[ip].mean(1)                        # the population itself at step_a
-    reg.update({k + "_a": v for k, v in _ratio_interval(Gp, Gp - Dp, goal).items()},
-               R_a=float((G_s.mean() - D_s.mean()) / G_s.mean()) if G_s.mean() > 0 else np.nan)
-    reg.update(reg_gap=float(rg), reg_deficit=float(rd), reg_R=float((rg - rd) / rg) if rg > 0 else np.nan,
-               slope_gap=bg, slope_deficit=bd)
+    extra.update({k + "_a": v for k, v in _ratio_interval(Gp, Gp - Dp, goal).items()},
+                 R_a=float((G_s.mean() - D_s.mean()) / G_s.mean()) if G_s.mean() > 0 else np.nan)
 
     return {"n_pop": len(seeds), "n_long": len(dG_s), "G": float(G_s.mean()), "D": float(D_s.mean()),
             "dG": float(dG_s.mean()), "dD": float(dD_s.mean()),
@@ -611,7 +613,7 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
             "deficit_hi": float(np.percentile(def_b, 97.5)),
             "R": float((g - d) / g) if g > 0 else np.nan, **_ratio_interval(gap_b, gap_b - def_b, goal),
             "corr_gap": corr(f[f"gap_{step_a}"].to_numpy(), dG_s),
-            "corr_deficit": corr(f[f"deficit_{step_a}"].to_numpy(), dD_s), **reg}
+            "corr_deficit": corr(f[f"deficit_{step_a}"].to_numpy(), dD_s), **extra}
 
 
 def plot_recovery(curves: dict, out_path: str, goal: float = 0.8, metric: str = "test_acc"):
