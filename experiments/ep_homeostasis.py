@@ -558,9 +558,10 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
 
     ValueError if ``step_a`` is not usable in ``pop``, the histories of ``pop`` share a seed, or either
     sample has fewer than 2 seeds."""
+    many = isinstance(pop, (list, tuple))
     G_parts, D_parts = [], []
-    for i, h in enumerate(pop if isinstance(pop, (list, tuple)) else [pop]):
-        runs = "population runs" + (f" (history {i})" if isinstance(pop, (list, tuple)) else "")
+    for i, h in enumerate(pop if many else [pop]):
+        runs = "population runs" + (f" (history {i})" if many else "")
         fin = _finals_at(*_triple_pivots(h, task, homeo, sym, metric), step_a, last, "step_a", runs)
         seeds = sorted(set.intersection(*(set(f.index) for f in fin.values())))
         G_parts.append((fin["sym"] - fin["untied"]).loc[seeds])

@@ -130,9 +130,9 @@ def changes_of(specs, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
 
 def projections_of(specs, pop_paths, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
                    metric: str = "test_acc") -> dict:
-    """{name: ep_homeostasis.projected_recovery(population histories, curve history, ...)}; ``pop_paths``
-    one path or a list of paths."""
-    pop = [pd.read_csv(p) for p in ([pop_paths] if isinstance(pop_paths, str) else pop_paths)]
+    """{name: ep_homeostasis.projected_recovery(population histories, curve history, ...)} for the paths
+    in ``pop_paths``."""
+    pop = [pd.read_csv(p) for p in pop_paths]
     return {name: E.projected_recovery(pop, pd.read_csv(path), task, variant, step_a, step_b, boot=boot, seed=seed,
                                        metric=metric) for name, path, task, variant in specs}
 
