@@ -405,13 +405,23 @@ def recovery_bootstrap(final: dict, boot: int = 20000, seed: int = 0, goal: floa
             "gap": float(gap_s.mean()), "gap_lo": float(glo), "gap_hi": float(ghi)}
 
 
-def _ratio_interval(g: np.ndarray, r: np.ndarray, goal: float) -> dict:
+def _ratio_interval(g: np.ndarray, r: np.ndarray, goal: float, looks: int | None = None) -> dict:
     """R_lo, R_hi (95 % percentile interval), p_goal and no_gap of the resampled recoveries r/g; a
-    resample with gap g ≤ 0 gives no ratio and counts as R < ``goal``."""
+    resample with gap g ≤ 0 gives no ratio and counts as R < ``goal``.
+
+    With ``looks`` = k (the number of looks a sequential study fixed in advance) also the Bonferroni
+    bounds over the looks, R_lo_looks and R_hi_looks (the 2.5/k-th and (100 − 2.5/k)-th percentiles),
+    and the verdict on the goal they give: "established" if R_lo_looks ≥ ``goal``, "refuted" if
+    R_hi_looks < ``goal``, else "undecided"."""
     ok = g > 0
     Rb = np.where(ok, r / np.where(ok, g, 1.0), -np.inf)
     lo, hi = np.percentile(Rb, 2.5, method="lower"), np.percentile(Rb, 97.5, method="higher")  # no interpolation with −∞
-    return {"R_lo": float(lo), "R_hi": float(hi), "p_goal": float(np.mean(Rb >= goal)), "no_gap": float(1 - ok.mean())}
+    out = {"R_lo": float(lo), "R_hi": float(hi), "p_goal": float(np.mean(Rb >= goal)), "no_gap": float(1 - ok.mean())}
+    if looks is not None:
+        lo_k, hi_k = np.percentile(Rb, 2.5 / looks, method="lower"), np.percentile(Rb, 100 - 2.5 / looks, method="higher")
+        out.update(R_lo_looks=float(lo_k), R_hi_looks=float(hi_k),
+                   verdict="established" if lo_k >= goal else "refuted" if hi_k < goal else "undecided")
+    return out
 
 
 def recovery_of(hist: pd.DataFrame, task: str, sym: str, untied: str, homeo: str, **kw) -> dict:
@@ -527,7 +537,7 @@ def _change_frame(hist: pd.DataFrame, task: str, homeo: str, step_a: int, step_b
 
 def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: int, step_b: int,
                        sym: str = "sym", last: int = 3, boot: int = 4000, seed: int = 0, goal: float = 0.8,
-                       metric: str = "test_acc") -> dict:
+                       metric: str = "test_acc", looks: int = 1) -> dict:
     """The recovery a whole population of seeds would show at ``step_b``, from its runs that end at
     ``step_a`` and longer runs of some of its seeds (a difference estimator, double sampling).
 
@@ -556,8 +566,20 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
     difference estimator is the case b = 1. It gains where b < 1 (a seed's change depends on its value
     at ``step_a``); b is refitted in every resample, and taken as 1 where x has no spread.
 
-    ValueError if ``step_a`` is not usable in ``pop``, the histories of ``pop`` share a seed, or either
-    sample has fewer than 2 seeds."""
+    ``looks``: the number of looks at the growing data that the study fixed in advance (this one
+    included). Both estimators also return the Bonferroni bounds over the looks and their verdict on
+    ``goal`` (``R_lo_looks``, ``R_hi_looks``, ``verdict``; ``reg_`` for the regression estimator): a
+    study that looks k times and stops at the first look whose one-sided bound at level 2.5 %/k clears
+    the goal claims it falsely at most 2.5 % of the time. With k = 1 they are the 95 % interval.
+
+    ValueError if ``looks`` < 1 or leaves fewer than 10 resamples in a tail (``boot`` < 400·``looks``
+    when ``looks`` > 1), if ``step_a`` is not usable in ``pop``, the histories of ``pop`` share a seed,
+    or either sample has fewer than 2 seeds."""
+    if not isinstance(looks, (int, np.integer)) or looks < 1:
+        raise ValueError(f"looks={looks!r}: the number of looks must be an integer ≥ 1")
+    if looks > 1 and boot < 400 * looks:
+        raise ValueError(f"boot={boot}: with looks={looks} the bound's tail of 2.5 %/{looks} needs boot ≥ "
+                         f"{400 * looks} (10 resamples in it)")
     many = isinstance(pop, (list, tuple))
     G_parts, D_parts = [], []
     for i, h in enumerate(pop if many else [pop]):
@@ -600,7 +622,7 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
 
     rg, bg, rg_b = regression(G_s, f[f"gap_{step_a}"].to_numpy(), f[f"gap_{step_b}"].to_numpy())
     rd, bd, rd_b = regression(D_s, f[f"deficit_{step_a}"].to_numpy(), f[f"deficit_{step_b}"].to_numpy())
-    extra = {"reg_" + k: v for k, v in _ratio_interval(rg_b, rg_b - rd_b, goal).items()}
+    extra = {"reg_" + k: v for k, v in _ratio_interval(rg_b, rg_b - rd_b, goal, looks).items()}
     extra.update(reg_gap=float(rg), reg_deficit=float(rd), reg_R=float((rg - rd) / rg) if rg > 0 else np.nan,
                  slope_gap=bg, slope_deficit=bd)
     Gp, Dp = G_s[ip].mean(1), D_s[ip].mean(1)                        # the population itself at step_a
@@ -612,7 +634,7 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
             "gap": float(g), "gap_lo": float(np.percentile(gap_b, 2.5)), "gap_hi": float(np.percentile(gap_b, 97.5)),
             "deficit": float(d), "deficit_lo": float(np.percentile(def_b, 2.5)),
             "deficit_hi": float(np.percentile(def_b, 97.5)),
-            "R": float((g - d) / g) if g > 0 else np.nan, **_ratio_interval(gap_b, gap_b - def_b, goal),
+            "R": float((g - d) / g) if g > 0 else np.nan, **_ratio_interval(gap_b, gap_b - def_b, goal, looks),
             "corr_gap": corr(f[f"gap_{step_a}"].to_numpy(), dG_s),
             "corr_deficit": corr(f[f"deficit_{step_a}"].to_numpy(), dD_s), **extra}
 

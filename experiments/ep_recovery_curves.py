@@ -18,7 +18,9 @@ Writes ``PREFIX.csv`` and ``PREFIX.png``::
 seeds in the POP_HISTORY files (runs that end at step A, or longer runs of other seeds: each file's
 values at A are its own windows; no seed may be in two files) from each curve's changes between A and
 B (``ep_homeostasis.projected_recovery``: the difference estimator, and the regression estimator beside
-it)::
+it). ``--looks K`` (K looks at the growing data, fixed in advance) adds both estimators' Bonferroni
+bounds over the K looks, the 2.5/K-th and (100 − 2.5/K)-th percentiles, and the verdict they give on
+80 % (established, refuted or undecided)::
 
     python experiments/ep_recovery_curves.py --out /tmp/rc --between 4500 9000 \
         --project docs/ep_homeostasis_long_mnist1d_b01_s62_history.csv.gz \
@@ -89,7 +91,14 @@ def main(argv=None):
                     help="with --between: project the recovery at STEP_B of the seeds in the POP_HISTORY files (runs "
                          "that end at STEP_A, or longer runs of other seeds; disjoint seeds) from each curve's "
                          "changes (ep_homeostasis.projected_recovery)")
+    ap.add_argument("--looks", type=int, default=1,
+                    help="with --project: the number of looks at the growing data the study fixed in advance (this "
+                         "one included); also print the Bonferroni bounds over them and their verdict on 80 %%")
     a = ap.parse_args(argv)
+    if a.looks < 1:
+        ap.error(f"--looks {a.looks}: the number of looks must be ≥ 1")
+    if a.looks > 1 and not a.project:
+        ap.error(f"--looks {a.looks} needs --project")
     if a.project and not a.between:
         ap.error(f"--project {a.project!r} needs --between STEP_A STEP_B")
     try:
@@ -99,7 +108,8 @@ def main(argv=None):
     try:
         curves = curves_of(specs, a.boot, metric=a.metric)
         changes = changes_of(specs, *a.between, boot=a.boot, metric=a.metric) if a.between else {}
-        projections = projections_of(specs, a.project, *a.between, boot=a.boot, metric=a.metric) if a.project else {}
+        projections = (projections_of(specs, a.project, *a.between, boot=a.boot, metric=a.metric, looks=a.looks)
+                       if a.project else {})
     except ValueError as e:
         ap.error(str(e))
     if os.path.dirname(a.out):
@@ -119,7 +129,7 @@ def main(argv=None):
     for n, ch in changes.items():
         print(change_text(n, ch, *a.between, a.metric))
     for n, pr in projections.items():
-        print(projection_text(n, pr, *a.between, a.metric))
+        print(projection_text(n, pr, *a.between, a.metric, looks=a.looks))
 
 
 def changes_of(specs, step_a: int, step_b: int, boot: int = 4000, seed: int = 0, metric: str = "test_acc") -> dict:
@@ -129,18 +139,19 @@ def changes_of(specs, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
 
 
 def projections_of(specs, pop_paths, step_a: int, step_b: int, boot: int = 4000, seed: int = 0,
-                   metric: str = "test_acc") -> dict:
+                   metric: str = "test_acc", looks: int = 1) -> dict:
     """{name: ep_homeostasis.projected_recovery(population histories, curve history, ...)} for the paths
     in ``pop_paths``."""
     pop = [pd.read_csv(p) for p in pop_paths]
     return {name: E.projected_recovery(pop, pd.read_csv(path), task, variant, step_a, step_b, boot=boot, seed=seed,
-                                       metric=metric) for name, path, task, variant in specs}
+                                       metric=metric, looks=looks) for name, path, task, variant in specs}
 
 
-def projection_text(name: str, pr: dict, step_a: int, step_b: int, metric: str = "test_acc") -> str:
+def projection_text(name: str, pr: dict, step_a: int, step_b: int, metric: str = "test_acc", looks: int = 1) -> str:
     """The projected recovery as one paragraph: the population's gap and deficit at STEP_A, the changes,
     the projection at STEP_B with its interval, the correlations that would warn of regression to
-    the mean, and the regression estimator with its slopes."""
+    the mean, and the regression estimator with its slopes; with ``looks`` > 1 also both estimators'
+    Bonferroni bounds over the looks and their verdicts."""
     _, unit, k = E.RECOVERY_METRICS[metric]
     d = 2 if unit == "pp" else 4
     return (f"{name}: {metric} recovered by the {pr['n_pop']} seeds at step {step_a}: R = {100 * pr['R_a']:.0f} % "
@@ -155,7 +166,10 @@ def projection_text(name: str, pr: dict, step_a: int, step_b: int, metric: str =
             f"estimator (slope of step {step_b} on step {step_a}: gap {pr['slope_gap']:.2f}, deficit "
             f"{pr['slope_deficit']:.2f}): gap {k * pr['reg_gap']:.{d}f} {unit}, deficit {k * pr['reg_deficit']:.{d}f} "
             f"{unit}, R = {100 * pr['reg_R']:.0f} % ({100 * pr['reg_R_lo']:.0f} … {100 * pr['reg_R_hi']:.0f}), "
-            f"P(R ≥ 80 %) = {pr['reg_p_goal']:.2f}")
+            f"P(R ≥ 80 %) = {pr['reg_p_goal']:.2f}" + ("" if looks == 1 else
+            f"; over {looks} looks (one-sided {2.5 / looks:.2g} % each side): difference estimator "
+            f"{100 * pr['R_lo_looks']:.0f} … {100 * pr['R_hi_looks']:.0f} %, {pr['verdict']}; regression "
+            f"estimator {100 * pr['reg_R_lo_looks']:.0f} … {100 * pr['reg_R_hi_looks']:.0f} %, {pr['reg_verdict']}"))
 
 
 def change_text(name: str, ch: dict, step_a: int, step_b: int, metric: str = "test_acc") -> str:

@@ -392,6 +392,42 @@ def test_projected_recovery_interval_and_regression_warning():
     assert pr["slope_gap"] == 1.0 and pr["reg_gap"] == pytest.approx(pr["gap"])
 
 
+def test_looks_adjusted_bounds_are_the_bonferroni_percentiles_and_give_the_verdict():
+    """Resampled recoveries 0.000, 0.001, …, 0.999 (gap 1): the 95 % interval is the 2.5th and 97.5th
+    percentiles, the bounds over 5 looks the 0.5th and 99.5th; the verdict on a goal follows them."""
+    g, r = np.ones(1000), np.arange(1000) / 1000
+    one = E._ratio_interval(g, r, 0.8, looks=1)
+    assert (one["R_lo_looks"], one["R_hi_looks"]) == (one["R_lo"], one["R_hi"]) == (0.024, 0.975)
+    five = E._ratio_interval(g, r, 0.8, looks=5)
+    assert (five["R_lo_looks"], five["R_hi_looks"]) == (0.004, 0.995)
+    assert five["verdict"] == "undecided"
+    assert E._ratio_interval(g, r, 0.003, looks=5)["verdict"] == "established"   # 0.004 ≥ 0.003
+    assert E._ratio_interval(g, r, 0.996, looks=5)["verdict"] == "refuted"       # 0.995 < 0.996
+    assert E._ratio_interval(g, r, 0.004, looks=1)["verdict"] == "established"   # 0.024 ≥ 0.004 with one look …
+    assert E._ratio_interval(g, r, 0.005, looks=5)["verdict"] == "undecided"     # … but not 0.004 ≥ 0.005 with five
+    assert "verdict" not in E._ratio_interval(g, r, 0.8)
+
+
+def test_projected_recovery_widens_its_bounds_with_the_looks_and_checks_them():
+    long = _growing_gap_history()
+    early = (long["variant"] == "homeo5orth") & (long["step"] <= 300)
+    long.loc[early, "test_acc"] += 0.004 * long.loc[early, "seed"]
+    pop = _history(lambda t: 0.5, seeds=range(8), steps=(0, 150, 300))
+    h = pop["variant"] == "homeo5orth"
+    pop.loc[h, "test_acc"] += 0.003 * (pop.loc[h, "seed"] - 3.5)
+    one = E.projected_recovery(pop, long, "mnist1d", "homeo5orth", 300, 750, boot=2000)
+    five = E.projected_recovery(pop, long, "mnist1d", "homeo5orth", 300, 750, boot=2000, looks=5)
+    assert (one["R_lo_looks"], one["R_hi_looks"]) == (one["R_lo"], one["R_hi"])
+    assert five["R_lo"] == one["R_lo"] and five["R"] == one["R"]           # same resamples, same 95 % interval
+    assert five["R_lo_looks"] < five["R_lo"] and five["R_hi_looks"] > five["R_hi"]
+    assert five["reg_R_lo_looks"] <= five["reg_R_lo"] and five["reg_R_hi_looks"] >= five["reg_R_hi"]
+    assert five["verdict"] in ("established", "refuted", "undecided")
+    with pytest.raises(ValueError, match=r"looks=0: the number of looks must be an integer ≥ 1"):
+        E.projected_recovery(pop, long, "mnist1d", "homeo5orth", 300, 750, looks=0)
+    with pytest.raises(ValueError, match=r"boot=1000: with looks=5 .* needs boot ≥ 2000"):
+        E.projected_recovery(pop, long, "mnist1d", "homeo5orth", 300, 750, boot=1000, looks=5)
+
+
 def test_projected_recovery_names_what_it_cannot_use():
     pop = _history(lambda t: 0.5, seeds=range(6), steps=(0, 150, 300))
     with pytest.raises(ValueError, match="step_a=150: not a step all three population runs logged"):
@@ -416,7 +452,17 @@ def test_recovery_curves_script_prints_the_projection(tmp_path, capsys):
     _history(lambda t: 0.0, seeds=(6, 7), steps=(0, 150, 300)).to_csv(r, index=False)   # deficit 0.04 on 2 seeds
     C.main(["--out", str(tmp_path / "rec"), "--boot", "200", "--between", "300", "750", "--project", str(q), str(r),
             "--curve", f"grow={p}:mnist1d:homeo5orth"])
-    assert "recovered by the 8 seeds at step 300" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "recovered by the 8 seeds at step 300" in out and "looks" not in out
+    C.main(["--out", str(tmp_path / "rec"), "--boot", "2000", "--between", "300", "750", "--project", str(q),
+            "--looks", "5", "--curve", f"grow={p}:mnist1d:homeo5orth"])
+    assert ("over 5 looks (one-sided 0.5 % each side): difference estimator 76 … 76 %, refuted; "
+            "regression estimator 76 … 76 %, refuted") in capsys.readouterr().out
+    for bad, msg in ((["--looks", "0", "--project", str(q), "--between", "300", "750"], "--looks 0"),
+                     (["--looks", "3"], "--looks 3 needs --project")):
+        with pytest.raises(SystemExit):
+            C.main(["--out", str(tmp_path / "rec"), *bad, "--curve", f"grow={p}:mnist1d:homeo5orth"])
+        assert msg in capsys.readouterr().err
     with pytest.raises(SystemExit):
         C.main(["--out", str(tmp_path / "rec"), "--project", str(q), "--curve", f"grow={p}:mnist1d:homeo5orth"])
     assert "--project" in capsys.readouterr().err
