@@ -570,7 +570,8 @@ def projected_recovery(pop, long: pd.DataFrame, task: str, homeo: str, step_a: i
     included). Both estimators also return the Bonferroni bounds over the looks and their verdict on
     ``goal`` (``R_lo_looks``, ``R_hi_looks``, ``verdict``; ``reg_`` for the regression estimator): a
     study that looks k times and stops at the first look whose one-sided bound at level 2.5 %/k clears
-    the goal claims it falsely at most 2.5 % of the time. With k = 1 they are the 95 % interval.
+    the goal claims it falsely at most 2.5 % of the time (to the accuracy of the percentile bootstrap;
+    the same holds for a claim that the goal is missed). With k = 1 they are the 95 % interval.
 
     ValueError if ``looks`` < 1 or leaves fewer than 10 resamples in a tail (``boot`` < 400·``looks``
     when ``looks`` > 1), if ``step_a`` is not usable in ``pop``, the histories of ``pop`` share a seed,
